@@ -1,2 +1,459 @@
-def main():
-    pass
+"""tkd command line: parses options and calls the stage functions in ``stages/``.
+
+Everything here can be done from Python by calling the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.errors import TkdError
+
+CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
+DEVICE = click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+SEED = click.option("--seed", default=0, type=int, help="Random seed.")
+EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+class TkdGroup(click.Group):
+    """Reports tkd's own errors (bad input) as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TkdError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def _print_json(data: dict) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+@click.group(cls=TkdGroup, context_settings=CONTEXT)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """tkd: temporal knowledge distillation for on-device audio classification."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+# -- data ---------------------------------------------------------------------------
+@main.group(context_settings=CONTEXT)
+def data() -> None:
+    """Prepare a dataset folder (manifest.jsonl + labels.json)."""
+
+
+def _prepared(manifest) -> None:
+    _print_json(manifest.summary())
+    click.echo(manifest.root)
+
+
+OUT = click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Dataset folder to write."
+)
+STRICT = click.option(
+    "--strict", is_flag=True, help="Refuse (write nothing) if any audio file is bad."
+)
+JOBS = click.option("-j", "--num-jobs", default=1, type=int, help="Parallel processes.")
+SNR = click.option(
+    "--snr", default=None, help="SNR range in dB as MIN,MAX (default: the recipe's)."
+)
+
+
+def _snr(text: str | None) -> dict:
+    if text is None:
+        return {}
+    low, high = _floats(text)
+    return {"snr_db": (low, high)}
+
+
+@data.command("synth", context_settings=CONTEXT)
+@OUT
+@click.option("--classes", default=6, type=int, help="Number of event classes (2-8).")
+@click.option("--length", default=2.0, type=float, help="Clip length in seconds.")
+@click.option("--per-class", default="60,15,15", help="Clips per class in train,valid,test.")
+@SNR
+@SEED
+def data_synth(
+    out: Path, classes: int, length: float, per_class: str, snr: str | None, seed: int
+) -> None:
+    """Embedded default: synthetic sound events in coloured noise (deterministic)."""
+    from pipeline.recipes.synth import SynthConfig
+    from stages.prepare_data import prepare_dataset
+
+    config = SynthConfig(num_classes=classes, length=length, seed=seed, **_snr(snr))
+    counts = tuple(int(x) for x in per_class.split(","))
+    _prepared(prepare_dataset("synth", out=out, config=config, clips_per_class=counts))
+
+
+@data.command("noisy-digits", context_settings=CONTEXT)
+@click.option(
+    "--fsdd", required=True, type=EXISTING_DIR, help="Free Spoken Digit recordings folder."
+)
+@click.option("--noise", required=True, type=EXISTING_DIR, help="Background noise folder.")
+@click.option("--length", required=True, type=float, help="Clip length L in seconds.")
+@OUT
+@SNR
+@click.option("--multi-label", is_flag=True, help="1 to --max-events digits per clip.")
+@click.option("--max-events", default=3, type=int)
+@click.option("--speakers", default=None, help="Comma-separated FSDD speakers (default: all).")
+@STRICT
+@JOBS
+@SEED
+def data_noisy_digits(
+    fsdd, noise, length, out, snr, multi_label, max_events, speakers, strict, num_jobs, seed
+):
+    """Spoken digits at random offsets in real background noise (Noisy Speech Commands style)."""
+    from stages.prepare_data import prepare_dataset
+
+    _prepared(
+        prepare_dataset(
+            "noisy-digits",
+            fsdd=fsdd,
+            noise=noise,
+            out=out,
+            length=length,
+            seed=seed,
+            multi_label=multi_label,
+            max_events=max_events,
+            strict=strict,
+            num_jobs=num_jobs,
+            speakers=speakers.split(",") if speakers else None,
+            **_snr(snr),
+        )
+    )
+
+
+@data.command("speech-commands", context_settings=CONTEXT)
+@click.option("--root", required=True, type=EXISTING_DIR, help="Speech Commands v0.02 folder.")
+@OUT
+@click.option(
+    "--noise", default=None, type=EXISTING_DIR, help="Noise folder for the noisy variant."
+)
+@click.option("--length", default=None, type=float, help="Clip length for the noisy variant.")
+@SNR
+@STRICT
+@JOBS
+@SEED
+def data_speech_commands(root, out, noise, length, snr, strict, num_jobs, seed):
+    """Speech Commands (optionally its noisy, longer variant)."""
+    from stages.prepare_data import prepare_dataset
+
+    _prepared(
+        prepare_dataset(
+            "speech-commands",
+            root=root,
+            out=out,
+            noise=noise,
+            length=length,
+            seed=seed,
+            strict=strict,
+            num_jobs=num_jobs,
+            **_snr(snr),
+        )
+    )
+
+
+@data.command("fsd50k", context_settings=CONTEXT)
+@click.option("--root", required=True, type=EXISTING_DIR, help="FSD50K folder.")
+@OUT
+@STRICT
+def data_fsd50k(root, out, strict):
+    """FSD50K (multi-label): dev train/val and eval."""
+    from stages.prepare_data import prepare_dataset
+
+    _prepared(prepare_dataset("fsd50k", root=root, out=out, strict=strict))
+
+
+@data.command("esc50", context_settings=CONTEXT)
+@click.option("--root", required=True, type=EXISTING_DIR, help="ESC-50 folder (meta/esc50.csv).")
+@OUT
+@click.option("--test-fold", default=5, type=int)
+@click.option("--valid-fold", default=4, type=int)
+@STRICT
+def data_esc50(root, out, test_fold, valid_fold, strict):
+    """ESC-50, folds as splits."""
+    from stages.prepare_data import prepare_dataset
+
+    _prepared(
+        prepare_dataset(
+            "esc50", root=root, out=out, test_fold=test_fold, valid_fold=valid_fold, strict=strict
+        )
+    )
+
+
+@data.command("folder", context_settings=CONTEXT)
+@click.option("--root", required=True, type=EXISTING_DIR, help="One subfolder per class.")
+@OUT
+@click.option("--valid-fraction", default=0.1, type=float)
+@click.option("--test-fraction", default=0.1, type=float)
+@STRICT
+@SEED
+def data_folder(root, out, valid_fraction, test_fraction, strict, seed):
+    """Any folder with one subfolder of audio files per class."""
+    from stages.prepare_data import prepare_dataset
+
+    _prepared(
+        prepare_dataset(
+            "folder",
+            root=root,
+            out=out,
+            valid_fraction=valid_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+            strict=strict,
+        )
+    )
+
+
+# -- teacher ------------------------------------------------------------------------
+@main.command("finetune-teacher", context_settings=CONTEXT)
+@click.option("--data", required=True, type=EXISTING_DIR, help="Prepared dataset folder.")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Teacher folder to write."
+)
+@click.option(
+    "--config",
+    default=None,
+    help="From scratch: a preset (xlsr-300m, wav2vec2-tiny, whisper-6l, whisper-tiny) or a JSON file.",
+)
+@click.option(
+    "--init", default=None, type=EXISTING_DIR, help="From a local Hugging Face checkpoint folder."
+)
+@click.option("--epochs", default=20, type=int)
+@click.option("--steps", default=None, type=int, help="Total steps (overrides --epochs).")
+@click.option("--batch-size", default=16, type=int)
+@click.option("--lr", default=3e-4, type=float)
+@click.option("--remix/--no-remix", default=False, help="Re-mix generated clips at every step.")
+@click.option("--patience", default=5, type=int, help="Early stopping on valid (0: off).")
+@click.option("--workers", default=0, type=int, help="DataLoader workers.")
+@SEED
+@DEVICE
+def finetune_teacher_command(
+    data, out, config, init, epochs, steps, batch_size, lr, remix, patience, workers, seed, device
+):
+    """Fine-tune (or train from scratch) the transformer teacher."""
+    from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
+
+    options = TeacherTrainingOptions(
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        remix=remix,
+        patience=patience or None,
+        num_workers=workers,
+    )
+    results = finetune_teacher(data, out, config=config, init=init, options=options)
+    _print_json({k: v for k, v in results.items() if k != "history"})
+    click.echo(out)
+
+
+def _layers(text: str) -> tuple[int, ...] | None:
+    return None if text == "all" else tuple(int(x) for x in text.split(","))
+
+
+@main.command("extract-teacher", context_settings=CONTEXT)
+@click.option("--data", required=True, type=EXISTING_DIR, help="Prepared dataset folder.")
+@click.option("--teacher", required=True, type=EXISTING_DIR, help="Fine-tuned teacher folder.")
+@click.option(
+    "--cache", "cache_root", default="cache", type=click.Path(path_type=Path), help="Cache root."
+)
+@click.option("--resolution", default=100, type=int, help="Time bins per stored vector.")
+@click.option("--layers", default="all", help="'all' or comma-separated 1-based layers to store.")
+@click.option("--shard-size", default=256, type=int, help="Clips per HDF5 shard.")
+@click.option("--batch-size", default=8, type=int)
+@click.option("--workers", default=0, type=int, help="Start a local dask cluster of N workers.")
+@click.option(
+    "--scheduler", default=None, help="Address of an existing dask.distributed scheduler."
+)
+@click.option(
+    "--store-maps", is_flag=True, help="Also store full per-layer maps at R x R (float16)."
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Skip unreadable clips (listed in index.json) instead of stopping.",
+)
+@DEVICE
+def extract_teacher_command(
+    data,
+    teacher,
+    cache_root,
+    resolution,
+    layers,
+    shard_size,
+    batch_size,
+    workers,
+    scheduler,
+    store_maps,
+    skip_bad,
+    device,
+):
+    """Stage one: run the teacher once per clip and cache its temporal attention."""
+    from pipeline.extraction import ExtractionSettings
+    from pipeline.training import resolve_device
+    from stages.extract_teacher import extract_teacher
+
+    if workers and scheduler:
+        raise click.UsageError("give --workers or --scheduler, not both")
+    settings = ExtractionSettings(
+        resolution=resolution,
+        layers=_layers(layers),
+        store_maps=store_maps,
+        batch_size=batch_size,
+        device=str(resolve_device(device)),
+        skip_bad=skip_bad,
+    )
+    result = extract_teacher(data, teacher, cache_root, settings, shard_size, workers, scheduler)
+    if result.summary.get("reused"):
+        click.echo("cache is complete: no teacher work done", err=True)
+    _print_json(result.summary)
+    click.echo(result.cache_dir)
+
+
+@main.group(context_settings=CONTEXT)
+def cache() -> None:
+    """Inspect and maintain teacher caches."""
+
+
+@cache.command("list", context_settings=CONTEXT)
+@click.option("--root", default="cache", type=click.Path(path_type=Path))
+def cache_list(root: Path) -> None:
+    """Caches under --root: key, dataset, teacher, clips, size, created."""
+    from stages.cache_admin import human_size, list_caches
+
+    for entry in list_caches(root):
+        if entry.get("problem"):
+            click.echo(f"{entry['key']}  unusable: {entry['problem']}")
+            continue
+        click.echo(
+            f"{entry['key']}  {entry['clips']:>7} clips  {human_size(entry['bytes']):>8}  "
+            f"{entry['created']}  data={entry['dataset']}  teacher={entry['teacher']}"
+        )
+
+
+@cache.command("verify", context_settings=CONTEXT)
+@click.argument("directory", type=EXISTING_DIR)
+def cache_verify(directory: Path) -> None:
+    """Check every shard, id and vector of one cache; exit 1 on any problem."""
+    from stages.cache_admin import verify_cache
+
+    problems = verify_cache(directory)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{directory}: ok")
+
+
+@cache.command("gc", context_settings=CONTEXT)
+@click.option("--root", default="cache", type=click.Path(path_type=Path))
+def cache_gc(root: Path) -> None:
+    """Remove temporaries left by interrupted extractions."""
+    from stages.cache_admin import collect_garbage
+
+    removed = collect_garbage(root)
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} temporaries removed")
+
+
+# -- students -----------------------------------------------------------------------
+STUDENT_NAMES = ["lstm-p", "tc-resnet8", "tc-resnet14", "crnn", "att-rnn", "mhatt-rnn"]
+KD_NAMES = ["none", "attention", "logits", "both"]
+
+
+def student_training_options(function):
+    """The options train-student and run share."""
+    options = [
+        click.option("--kd-weight", default=0.25, type=float, help="lambda of the attention KL."),
+        click.option(
+            "--logit-weight", default=0.5, type=float, help="CMKD lambda: weight of the task loss."
+        ),
+        click.option(
+            "--temperature", default=1.0, type=float, help="Temperature on the teacher logits."
+        ),
+        click.option(
+            "--teacher-attention", default="rollout", help="rollout, rollout:K or layer:K."
+        ),
+        click.option("--epochs", default=30, type=int),
+        click.option("--batch-size", default=64, type=int),
+        click.option("--lr", default=1e-3, type=float),
+        click.option("--features", default="logmel", type=click.Choice(["logmel", "mfcc"])),
+        click.option("--workers", default=0, type=int, help="DataLoader workers."),
+        DEVICE,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _training_options(student: str, kd: str, seed: int, **values):
+    from pipeline.features import FeatureConfig
+    from stages.train_student import StudentTrainingOptions
+
+    kind = values.pop("features")
+    return StudentTrainingOptions(
+        student=student, kd=kd, seed=seed, features=FeatureConfig(kind=kind), **values
+    )
+
+
+@main.command("train-student", context_settings=CONTEXT)
+@click.option("--data", required=True, type=EXISTING_DIR, help="Prepared dataset folder.")
+@click.option("--student", required=True, type=click.Choice(STUDENT_NAMES))
+@click.option(
+    "--cache", default=None, type=EXISTING_DIR, help="Teacher cache folder (needed for any KD)."
+)
+@click.option("--kd", default="none", type=click.Choice(KD_NAMES))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
+@SEED
+@student_training_options
+def train_student_command(data, student, cache, kd, out, seed, **values):
+    """Stage two: train one student from the cache (the teacher is never loaded)."""
+    from stages.train_student import train_student
+
+    results = train_student(data, out, cache, _training_options(student, kd, seed, **values))
+    _print_json({k: v for k, v in results.items() if k != "history"})
+    click.echo(out)
+
+
+@main.command("evaluate", context_settings=CONTEXT)
+@click.option("--run", required=True, type=EXISTING_DIR, help="Student run folder.")
+@click.option("--data", default=None, type=EXISTING_DIR, help="Dataset (default: the run's).")
+@click.option("--split", default="test", type=click.Choice(["train", "valid", "test"]))
+@DEVICE
+def evaluate_command(run, data, split, device):
+    """Re-measure a run's best checkpoint (metric and in-event attention mass)."""
+    from stages.evaluate import evaluate_run
+
+    _print_json(evaluate_run(run, data, split, device))
+
+
+@main.command("plot-attention", context_settings=CONTEXT)
+@click.option("--run", required=True, type=EXISTING_DIR)
+@click.option("--cache", required=True, type=EXISTING_DIR)
+@click.option("--clip", "clip_id", required=True, help="Clip id.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file.")
+@click.option("--data", default=None, type=EXISTING_DIR, help="Dataset (default: the run's).")
+def plot_attention_command(run, cache, clip_id, out, data):
+    """Draw a clip's spectrogram with the teacher's and the student's attention."""
+    from stages.evaluate import plot_attention
+
+    click.echo(plot_attention(run, cache, clip_id, out, data))
+
+
+if __name__ == "__main__":
+    main()

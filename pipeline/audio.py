@@ -73,7 +73,9 @@ def fit_length(wave: torch.Tensor, length: int, policy: str = "pad-end") -> torc
     raise ValueError(f"unknown pad/crop policy {policy!r}; use 'pad-end' or 'center'")
 
 
-def mix_at_snr(event: torch.Tensor, noise: torch.Tensor, offset: int, snr_db: float) -> torch.Tensor:
+def mix_at_snr(
+    event: torch.Tensor, noise: torch.Tensor, offset: int, snr_db: float
+) -> torch.Tensor:
     """Add ``event`` into ``noise`` at sample ``offset``, scaling the noise so that the
     event-to-noise power ratio over the event's span is ``snr_db``; peak-normalise if
     the sum would clip."""

@@ -18,6 +18,10 @@ class LocatedError(TkdError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        """Survive pickling (DataLoader workers, dask tasks) with path and problem intact."""
+        return (type(self), (self.path, self.problem))
+
 
 class AudioError(LocatedError):
     """An audio file that cannot be used (missing, empty, unreadable, non-finite)."""

@@ -1,0 +1,235 @@
+"""`tkd run`: chain the stages, one extraction then a sweep of student runs.
+
+The teacher runs once (or its cache is found); then one ``train-student`` per
+(student, kd, lambda, seed), in process, in parallel local processes (``jobs``), or as
+tasks on a ``dask.distributed`` cluster (``scheduler``), every one reading the same cache.
+Finished runs are skipped on a rerun. Results: ``results.json``, ``results.md`` (the
+paper's table: rows w/o and w/ KD, columns students, mean ± std over seeds), ``results.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.extraction import ExtractionSettings
+from pipeline.training import write_json
+from stages.extract_teacher import extract_teacher
+from stages.train_student import StudentTrainingOptions, train_student
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One student run of a sweep and where it lives."""
+
+    student: str
+    kd: str
+    kd_weight: float
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        setting = "none" if self.kd == "none" else f"{self.kd}-w{self.kd_weight:g}"
+        return f"{self.student}/{setting}/seed{self.seed}"
+
+
+def plan_runs(
+    students: list[str], kd_modes: list[str], kd_weights: list[float], seeds: int
+) -> list[RunSpec]:
+    """Every (student, kd, lambda, seed); lambda only varies for KD modes."""
+    return [
+        RunSpec(student, kd, weight, seed)
+        for student in students
+        for kd in kd_modes
+        for weight in ([0.0] if kd == "none" else kd_weights)
+        for seed in range(seeds)
+    ]
+
+
+def _train_one(
+    data: str, folder: str, cache: str, options: StudentTrainingOptions
+) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)  # many small runs side by side: one core each
+    return train_student(data, folder, cache, options)
+
+
+def _execute(specs, data, out, cache, template, jobs, scheduler) -> list[dict[str, Any]]:
+    def options(spec: RunSpec) -> StudentTrainingOptions:
+        return replace(
+            template, student=spec.student, kd=spec.kd, kd_weight=spec.kd_weight, seed=spec.seed
+        )
+
+    arguments = [(str(data), str(out / spec.folder), str(cache), options(spec)) for spec in specs]
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            futures = [client.submit(_train_one, *args, pure=False) for args in arguments]
+            return [future.result() for future in tqdm(futures, desc="student runs", unit="run")]
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(_train_one, *args) for args in arguments]
+            return [future.result() for future in tqdm(futures, desc="student runs", unit="run")]
+    return [train_student(*args) for args in tqdm(arguments, desc="student runs", unit="run")]
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
+
+
+def summarise(specs: list[RunSpec], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per student: the baseline and, per KD mode, the lambda chosen on mean valid score
+    (the paper's protocol), each as mean ± std of the test score over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for spec, result in zip(specs, results):
+        groups.setdefault((spec.student, spec.kd, spec.kd_weight), []).append(result)
+    table: dict[str, dict[str, Any]] = {}
+    for (student, kd, weight), runs in groups.items():
+        entry = {
+            "kd_weight": weight,
+            "valid": _mean_std([r["valid"] for r in runs]),
+            "test": _mean_std([r["test"] for r in runs]),
+            "test_in_event_mass": _mean_std(
+                [r["test_in_event_mass"] for r in runs if r.get("test_in_event_mass") is not None]
+                or [float("nan")]
+            ),
+            "parameters": runs[0]["parameters"],
+            "macs": runs[0]["macs"],
+        }
+        best = table.setdefault(student, {}).get(kd)
+        if best is None or entry["valid"]["mean"] > best["valid"]["mean"]:
+            table[student][kd] = entry
+    return table
+
+
+def _cell(entry: dict[str, Any] | None, key: str = "test", scale: float = 100.0) -> str:
+    if entry is None:
+        return "–"
+    stats = entry[key]
+    return f"{stats['mean'] * scale:.2f} ± {stats['std'] * scale:.2f}"
+
+
+def results_markdown(
+    table: dict[str, Any], kd_modes: list[str], metric: str, teacher: dict | None
+) -> str:
+    students = list(table)
+    lines = [
+        f"Test {metric} (%), mean ± std over seeds; KD rows use each student's λ chosen on valid.",
+        "",
+        "| | " + " | ".join(students) + (" | teacher |" if teacher else " |"),
+        "|---" * (len(students) + 1 + bool(teacher)) + "|",
+    ]
+    for kd in kd_modes:
+        label = "w/o KD" if kd == "none" else f"w/ KD ({kd})"
+        cells = [_cell(table[s].get(kd)) for s in students]
+        teacher_cell = [f"{teacher['test'] * 100:.2f}" if kd == "none" else ""] if teacher else []
+        lines.append(f"| {label} | " + " | ".join(cells + teacher_cell) + " |")
+    lines += [
+        "",
+        "Chosen λ and the share of the student's attention inside the event (test):",
+        "",
+        "| student | KD | λ | in-event mass | params | MACs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for student in students:
+        for kd, entry in table[student].items():
+            mass = entry["test_in_event_mass"]["mean"]
+            lines.append(
+                f"| {student} | {kd} | {entry['kd_weight']:g} | {mass:.3f} | "
+                f"{entry['parameters']:,} | {entry['macs']:,} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(table: dict[str, Any], kd_modes: list[str], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    students = list(table)
+    width = 0.8 / len(kd_modes)
+    figure, axis = plt.subplots(figsize=(1.6 * len(students) + 2, 3.5))
+    for i, kd in enumerate(kd_modes):
+        entries = [table[s].get(kd) for s in students]
+        means = [e["test"]["mean"] * 100 if e else 0 for e in entries]
+        stds = [e["test"]["std"] * 100 if e else 0 for e in entries]
+        axis.bar(
+            [x + i * width for x in range(len(students))],
+            means,
+            width,
+            yerr=stds,
+            label="w/o KD" if kd == "none" else kd,
+            capsize=3,
+        )
+    axis.set_xticks([x + width * (len(kd_modes) - 1) / 2 for x in range(len(students))], students)
+    axis.set_ylabel(f"test {metric} (%)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def run_sweep(
+    data: str | Path,
+    teacher: str | Path,
+    out: str | Path,
+    students: list[str],
+    kd_modes: list[str],
+    kd_weights: list[float],
+    seeds: int = 1,
+    template: StudentTrainingOptions | None = None,
+    cache_root: str | Path = "cache",
+    extraction: ExtractionSettings | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Extract (or reuse) the teacher cache, train every student run, write the tables."""
+    template = template or StudentTrainingOptions()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
+    specs = plan_runs(students, kd_modes, kd_weights, seeds)
+    results = _execute(specs, data, out, cache.cache_dir, template, jobs, scheduler)
+    table = summarise(specs, results)
+    metric = results[0]["metric"]
+    teacher_metrics_path = Path(teacher) / "metrics.json"
+    teacher_metrics = (
+        json.loads(teacher_metrics_path.read_text()) if teacher_metrics_path.is_file() else None
+    )
+    summary = {
+        "data": str(data),
+        "teacher": str(teacher),
+        "cache": str(cache.cache_dir),
+        "cache_reused": bool(cache.summary.get("reused")),
+        "metric": metric,
+        "teacher_in_event_mass": cache.summary.get("in_event_mass"),
+        "teacher_test": teacher_metrics.get("test") if teacher_metrics else None,
+        "table": table,
+        "runs": [
+            {
+                **spec.__dict__,
+                "folder": spec.folder,
+                **{k: v for k, v in r.items() if k != "history"},
+            }
+            for spec, r in zip(specs, results)
+        ],
+    }
+    write_json(out / "results.json", summary)
+    (out / "results.md").write_text(results_markdown(table, kd_modes, metric, teacher_metrics))
+    _plot(table, kd_modes, metric, out / "results.png")
+    return summary

@@ -1,0 +1,244 @@
+"""`tkd train-student`: train one on-device student from the cached teacher knowledge.
+
+The teacher is never loaded here, nor is ``transformers`` imported (a test enforces it):
+one teacher cache serves any number of student runs. A run folder holds the best-on-valid
+checkpoint, ``config.json``, ``metrics.json`` and learning curves; an interrupted run
+resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline.cache import TeacherCache
+from pipeline.checkpoint import BEST, StudentCheckpoint, load_distillation_model
+from pipeline.errors import TkdError
+from pipeline.evaluation import evaluate_student
+from pipeline.features import FeatureConfig
+from pipeline.losses import KD_MODES, DistillationLoss
+from pipeline.manifest import Manifest
+from pipeline.student_data import FeatureBank, StudentDataset, clip_samples
+from pipeline.students import DistillationModel, build_student, count_macs, count_parameters
+from pipeline.training import History, ModelSelection, resolve_device, set_seed, write_json
+
+LAST = "last.pt"
+
+
+@dataclass
+class StudentTrainingOptions:
+    student: str = "att-rnn"
+    kd: str = "none"
+    kd_weight: float = 0.25
+    logit_weight: float = 0.5
+    temperature: float = 1.0
+    teacher_attention: str = "rollout"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    patience: int | None = None
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    student_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kd not in KD_MODES:
+            raise TkdError(f"--kd {self.kd!r} is not one of {', '.join(KD_MODES)}")
+        if isinstance(self.features, dict):
+            self.features = FeatureConfig(**self.features)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTrainingOptions):
+    if options.kd == "none":
+        return None
+    if cache is None:
+        raise TkdError(f"--kd {options.kd} needs --cache (a teacher cache from extract-teacher)")
+    teacher = TeacherCache(cache)
+    teacher.check_matches(manifest.ids, list(manifest.labels.names))
+    return teacher
+
+
+def _loader(dataset: StudentDataset, options: StudentTrainingOptions, shuffle: bool) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        shuffle=shuffle,
+        num_workers=options.workers,
+        generator=torch.Generator().manual_seed(options.seed),
+        persistent_workers=options.workers > 0,
+    )
+
+
+def train_student(
+    data: str | Path,
+    out: str | Path,
+    cache: str | Path | None = None,
+    options: StudentTrainingOptions | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or find finished) one student run; returns its metrics."""
+    options = options or StudentTrainingOptions()
+    out = Path(out)
+    finished = out / "metrics.json"
+    if finished.is_file() and (out / BEST).is_file():
+        return json.loads(finished.read_text())
+    manifest = Manifest.load(data)
+    for split in ("train", "valid"):
+        if not manifest.split(split):
+            raise TkdError(f"{manifest.root}: the {split!r} split is empty")
+    teacher = _open_cache(cache, manifest, options)
+    set_seed(options.seed)
+    device = resolve_device(options.device)
+    multi_label = manifest.labels.multi_label
+    bank = FeatureBank(
+        manifest, options.features, clip_samples(manifest, options.features.sample_rate)
+    )
+    student = build_student(
+        options.student, len(manifest.labels), options.features.dim, **options.student_options
+    )
+    model = DistillationModel(student).to(device)
+    steps = student.time_steps(bank.num_frames)
+    train_set = StudentDataset(
+        manifest, manifest.split("train"), bank, teacher, options.teacher_attention, steps
+    )
+    valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
+    train_loader = _loader(train_set, options, shuffle=True)
+    loss_fn = DistillationLoss(
+        options.kd, options.kd_weight, options.logit_weight, options.temperature, multi_label
+    )
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=options.lr, weight_decay=options.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=options.epochs * len(train_loader), eta_min=options.lr * 0.02
+    )
+    checkpoint = StudentCheckpoint(
+        options.student,
+        options.student_options,
+        list(manifest.labels.names),
+        multi_label,
+        options.features,
+        bank.samples,
+    )
+    selection, history = ModelSelection(options.patience), History()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / "config.json",
+        {"data": str(manifest.root), "cache": str(cache) if cache else None, **options.to_json()},
+    )
+    start_epoch, train_seconds, train_steps = 0, 0.0, 0
+    if (out / LAST).is_file():
+        state = torch.load(out / LAST, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        selection.load_state_dict(state["selection"])
+        history.epochs = state["history"]
+        torch.set_rng_state(state["rng"])
+        start_epoch, train_seconds, train_steps = (
+            state["epoch"] + 1,
+            state["seconds"],
+            state["steps"],
+        )
+
+    for epoch in range(start_epoch, options.epochs):
+        if selection.should_stop:
+            break
+        model.train()
+        losses: list[dict[str, float]] = []
+        tick = time.time()
+        bar = tqdm(
+            train_loader,
+            desc=f"{options.student} {options.kd} epoch {epoch + 1}/{options.epochs}",
+            unit="batch",
+            leave=False,
+        )
+        for batch in bar:
+            output = model(batch["features"].to(device))
+            teacher_attention = batch["teacher_attention"].to(device) if teacher else None
+            teacher_logits = batch["teacher_logits"].to(device) if teacher else None
+            terms = loss_fn(
+                output.logits,
+                batch["target"].to(device),
+                output.attention,
+                teacher_attention,
+                teacher_logits,
+            )
+            if not torch.isfinite(terms.total):
+                raise TkdError(
+                    f"{out}: loss became {terms.total.item()} at epoch {epoch + 1}; stopped before "
+                    f"writing a checkpoint (try a lower --lr or --kd-weight)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(terms.as_floats())
+            bar.set_postfix(loss=f"{terms.total.item():.3f}")
+        train_seconds += time.time() - tick
+        train_steps += len(train_loader)
+        valid = evaluate_student(model, valid_set, multi_label, device)
+        record = {"epoch": epoch, "valid_" + valid["metric"]: valid["value"]}
+        for name in losses[0]:
+            record[f"train_{name}" if name != "total" else "train_loss"] = float(
+                np.mean([x[name] for x in losses])
+            )
+        history.append(record)
+        if selection.update(epoch, valid["value"]):
+            checkpoint.save(out / BEST, model.student, model.auxiliary)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "selection": selection.state_dict(),
+                "history": history.epochs,
+                "rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "seconds": train_seconds,
+                "steps": train_steps,
+            },
+            out / LAST,
+        )
+
+    model = load_distillation_model(out)[0].to(device)  # the best epoch, with its attention head
+    results: dict[str, Any] = {
+        "student": options.student,
+        "kd": options.kd,
+        "kd_weight": options.kd_weight,
+        "teacher_attention": options.teacher_attention,
+        "seed": options.seed,
+        "best_epoch": selection.best_epoch,
+        "epochs_run": len(history.epochs),
+        "parameters": count_parameters(student),
+        "macs": count_macs(student, bank.num_frames, options.features.dim),
+        "train_seconds": round(train_seconds, 2),
+        "steps_per_second": round(train_steps / train_seconds, 2) if train_seconds else None,
+        "device": str(device),
+        "history": history.epochs,
+    }
+    for split in ("valid", "test"):
+        clips = manifest.split(split)
+        if clips:
+            scores = evaluate_student(
+                model, StudentDataset(manifest, clips, bank), multi_label, device
+            )
+            results["metric"] = scores["metric"]
+            results[split] = scores["value"]
+            results[f"{split}_in_event_mass"] = scores["in_event_mass"]
+    history.plot(out / "curves.png", results["metric"])
+    write_json(finished, results)
+    return results
