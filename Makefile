@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python cli.py demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -225,7 +225,8 @@ def data_folder(root, out, valid_fraction, test_fraction, strict, seed):
 @click.option(
     "--config",
     default=None,
-    help="From scratch: a preset (xlsr-300m, wav2vec2-tiny, whisper-6l, whisper-tiny) or a JSON file.",
+    help="From scratch: a preset (xlsr-300m, wav2vec2-tiny, whisper-6l, whisper-tiny) "
+    "or a JSON file.",
 )
 @click.option(
     "--init", default=None, type=EXISTING_DIR, help="From a local Hugging Face checkpoint folder."
@@ -453,6 +454,94 @@ def plot_attention_command(run, cache, clip_id, out, data):
     from stages.evaluate import plot_attention
 
     click.echo(plot_attention(run, cache, clip_id, out, data))
+
+
+# -- chains -------------------------------------------------------------------------
+def _names(text: str, choices: list[str]) -> list[str]:
+    names = choices if text == "all" else [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        raise click.BadParameter(f"unknown {unknown}; choose from {', '.join(choices)} or 'all'")
+    return names
+
+
+@main.command("run", context_settings=CONTEXT)
+@click.option("--data", required=True, type=EXISTING_DIR, help="Prepared dataset folder.")
+@click.option("--teacher", required=True, type=EXISTING_DIR, help="Fine-tuned teacher folder.")
+@click.option("--students", default="all", help="Comma-separated students, or 'all'.")
+@click.option("--kd", "kd_modes", default="none,attention", help="Comma-separated KD modes.")
+@click.option(
+    "--kd-weights", default="0.1,0.25,0.5", help="lambdas to sweep (chosen per student on valid)."
+)
+@click.option("--seeds", default=3, type=int, help="Seeds per setting.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Runs folder.")
+@click.option(
+    "--cache", "cache_root", default="cache", type=click.Path(path_type=Path), help="Cache root."
+)
+@click.option("--resolution", default=100, type=int, help="Teacher time bins.")
+@click.option("--jobs", default=1, type=int, help="Student runs in parallel (local processes).")
+@click.option(
+    "--scheduler", default=None, help="dask.distributed scheduler for extraction and runs."
+)
+@student_training_options
+def run_command(
+    data,
+    teacher,
+    students,
+    kd_modes,
+    kd_weights,
+    seeds,
+    out,
+    cache_root,
+    resolution,
+    jobs,
+    scheduler,
+    **values,
+):
+    """Chain extract-teacher and a sweep of train-student runs; write the results table."""
+    from pipeline.extraction import ExtractionSettings
+    from pipeline.training import resolve_device
+    from stages.run import run_sweep
+
+    modes = _names(kd_modes, KD_NAMES)
+    template = _training_options(STUDENT_NAMES[0], "none", 0, **values)
+    extraction = ExtractionSettings(
+        resolution=resolution, device=str(resolve_device(values["device"]))
+    )
+    summary = run_sweep(
+        data,
+        teacher,
+        out,
+        _names(students, STUDENT_NAMES),
+        modes,
+        _floats(kd_weights),
+        seeds,
+        template,
+        cache_root,
+        extraction,
+        jobs,
+        scheduler,
+    )
+    if summary["cache_reused"]:
+        click.echo(f"reused the teacher cache {summary['cache']}", err=True)
+    click.echo((Path(out) / "results.md").read_text())
+    click.echo(Path(out) / "results.json")
+
+
+@main.command("demo", context_settings=CONTEXT)
+@click.option(
+    "--out", default="demo", type=click.Path(path_type=Path), help="Folder for everything."
+)
+@click.option("--data", default=None, type=EXISTING_DIR, help="Use this prepared dataset instead.")
+@click.option("--seeds", default=1, type=int)
+@DEVICE
+def demo_command(out, data, seeds, device):
+    """End to end on the embedded synthetic data (a few minutes on a 2-core CPU)."""
+    from stages.demo import DemoSettings, run_demo
+
+    result = run_demo(out, data, DemoSettings(seeds=seeds, device=device))
+    click.echo(result["table"])
+    _print_json({k: v for k, v in result.items() if k != "table"})
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def to_resolution(vectors: torch.Tensor, frames: torch.Tensor, resolution: int) 
 
 
 def maps_to_resolution(maps: torch.Tensor, frames: torch.Tensor, resolution: int) -> torch.Tensor:
-    """[B, L, T, T] -> [B, L, R, R]: each clip's real-frame maps, bilinearly resized, rows renormalised."""
+    """[B, L, T, T] -> [B, L, R, R]: real-frame maps, bilinearly resized, rows renormalised."""
     restricted = restrict_to_frames(maps, frames)
     resized = [
         torch.nn.functional.interpolate(

@@ -18,7 +18,11 @@ from pipeline.recipes.noisy_digits import remix_noisy_digits
 from pipeline.recipes.synth import remix_synth
 
 Remixer = Callable[[Clip, np.random.Generator, int], tuple[torch.Tensor, list[tuple[float, float]]]]
-REMIXERS: dict[str, Remixer] = {"synth": remix_synth, "noisy-digits": remix_noisy_digits}
+REMIXERS: dict[str, Remixer] = {
+    "synth": remix_synth,
+    "noisy-digits": remix_noisy_digits,
+    "noisy-speech-commands": remix_noisy_digits,  # same mixing, other sources
+}
 
 
 def can_remix(clip: Clip) -> bool:

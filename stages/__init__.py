@@ -1,0 +1,1 @@
+"""One module per CLI stage; each exposes plain functions that ``cli.py`` calls."""

@@ -72,13 +72,15 @@ def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTr
     return teacher
 
 
-def _loader(dataset: StudentDataset, options: StudentTrainingOptions, shuffle: bool) -> DataLoader:
+def _loader(dataset: StudentDataset, options: StudentTrainingOptions) -> DataLoader:
+    """Shuffled batches whose order depends only on (seed, epoch), so a resumed run
+    sees exactly the batches an uninterrupted one would."""
     return DataLoader(
         dataset,
         batch_size=options.batch_size,
-        shuffle=shuffle,
+        shuffle=True,
         num_workers=options.workers,
-        generator=torch.Generator().manual_seed(options.seed),
+        generator=torch.Generator(),
         persistent_workers=options.workers > 0,
     )
 
@@ -115,7 +117,7 @@ def train_student(
         manifest, manifest.split("train"), bank, teacher, options.teacher_attention, steps
     )
     valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
-    train_loader = _loader(train_set, options, shuffle=True)
+    train_loader = _loader(train_set, options)
     loss_fn = DistillationLoss(
         options.kd, options.kd_weight, options.logit_weight, options.temperature, multi_label
     )
@@ -158,6 +160,7 @@ def train_student(
         if selection.should_stop:
             break
         model.train()
+        train_loader.generator.manual_seed(options.seed * 100_003 + epoch)
         losses: list[dict[str, float]] = []
         tick = time.time()
         bar = tqdm(

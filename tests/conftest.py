@@ -16,7 +16,9 @@ import torch  # noqa: E402
 
 torch.set_num_threads(2)
 
-SHARED_DATA = Path(os.environ.get("TKD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("TKD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,4 +42,60 @@ def tiny_teacher(tmp_path_factory, synth_data) -> Path:
     model, extractor = build_teacher("whisper-tiny", Manifest.load(synth_data).labels, 1.0)
     model.save_pretrained(out)
     extractor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def teacher_cache(tmp_path_factory, synth_data, tiny_teacher) -> Path:
+    """Stage one's cache of the tiny teacher over the synthetic data (5 shards of 16)."""
+    from pipeline.extraction import ExtractionSettings
+    from stages.extract_teacher import extract_teacher
+
+    root = tmp_path_factory.mktemp("cache")
+    return extract_teacher(
+        synth_data, tiny_teacher, root, ExtractionSettings(resolution=40), shard_size=16
+    ).cache_dir
+
+
+@pytest.fixture(scope="session")
+def oracle_cache(tmp_path_factory, synth_data, teacher_cache) -> Path:
+    """The tiny teacher's cache with its attention replaced by a teacher that attends
+    exactly to each clip's event: a known temporal target to test transfer against."""
+    import shutil
+
+    import numpy as np
+
+    from pipeline.cache import (
+        CacheIndex,
+        TeacherCache,
+        read_shard_attrs,
+        read_shard_ids,
+        write_shard,
+    )
+    from pipeline.manifest import Manifest
+    from pipeline.temporal import event_mask
+
+    manifest = Manifest.load(synth_data)
+    out = tmp_path_factory.mktemp("oracle") / teacher_cache.name
+    shutil.copytree(teacher_cache, out)
+    index = CacheIndex.load(out)
+    with TeacherCache(teacher_cache) as source:
+        for position, info in enumerate(index.shards):
+            path = out / info.name
+            ids = read_shard_ids(path)
+            vectors = []
+            for clip_id in ids:
+                clip = manifest[clip_id]
+                mask = (
+                    event_mask(source.resolution, clip.duration, clip.events)
+                    .numpy()
+                    .astype(np.float32)
+                )
+                vectors.append(np.repeat((mask / mask.sum())[None], source.num_layers, 0))
+            vectors = np.stack(vectors)
+            logits = np.stack([source.logits(i) for i in ids])
+            index.shards[position] = write_shard(
+                path, ids, vectors, vectors, logits, None, read_shard_attrs(path)
+            )
+    index.save(out)
     return out

@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _records(directory: Path) -> dict[str, tuple]:
     with TeacherCache(directory) as cache:
-        return {i: (cache.record(i).rollout, cache.record(i).attention, cache.logits(i)) for i in cache.ids}
+        return {
+            i: (cache.record(i).rollout, cache.record(i).attention, cache.logits(i))
+            for i in cache.ids
+        }
 
 
 def _assert_same_records(a: Path, b: Path) -> None:
@@ -35,7 +38,9 @@ def _assert_same_records(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory, synth_data, tiny_teacher):
     root = tmp_path_factory.mktemp("cache")
-    result = extract_teacher(synth_data, tiny_teacher, root, ExtractionSettings(resolution=40), shard_size=16)
+    result = extract_teacher(
+        synth_data, tiny_teacher, root, ExtractionSettings(resolution=40), shard_size=16
+    )
     return result
 
 
@@ -60,13 +65,17 @@ def test_records_have_shapes_dtypes_and_sum_to_one(extracted, synth_data):
 
 
 def test_rerun_does_no_teacher_work(extracted, synth_data, tiny_teacher):
-    again = extract_teacher(synth_data, tiny_teacher, extracted.cache_dir.parent, ExtractionSettings(resolution=40))
+    again = extract_teacher(
+        synth_data, tiny_teacher, extracted.cache_dir.parent, ExtractionSettings(resolution=40)
+    )
     assert again.summary["reused"] and again.cache_dir == extracted.cache_dir
 
 
 def test_key_changes_with_teacher_data_and_settings_only(synth_data, tiny_teacher, tmp_path):
     def key(data=synth_data, teacher=tiny_teacher, **settings):
-        return plan_extraction(data, teacher, tmp_path, ExtractionSettings(**settings)).directory.name
+        return plan_extraction(
+            data, teacher, tmp_path, ExtractionSettings(**settings)
+        ).directory.name
 
     base = key()
     assert key(batch_size=3, device="cpu") == base  # how it runs does not change what is stored
@@ -86,28 +95,41 @@ def test_key_changes_with_teacher_data_and_settings_only(synth_data, tiny_teache
     data.mkdir()
     lines = (synth_data / "manifest.jsonl").read_text().splitlines()
     (data / "labels.json").write_text((synth_data / "labels.json").read_text())
-    absolute = [json.dumps({**json.loads(x), "audio": str(synth_data / json.loads(x)["audio"])}) for x in lines]
+    absolute = [
+        json.dumps({**json.loads(x), "audio": str(synth_data / json.loads(x)["audio"])})
+        for x in lines
+    ]
     (data / "manifest.jsonl").write_text("\n".join(absolute[:-1]) + "\n")
     assert key(data=data) != base
 
 
-def test_kill_during_extraction_then_resume_equals_uninterrupted_run(extracted, synth_data, tiny_teacher, tmp_path):
+def test_kill_during_extraction_then_resume_equals_uninterrupted_run(
+    extracted, synth_data, tiny_teacher, tmp_path
+):
     script = (
         "import sys; from pipeline.extraction import ExtractionSettings;"
         "from stages.extract_teacher import extract_teacher;"
         f"extract_teacher({str(synth_data)!r}, {str(tiny_teacher)!r}, {str(tmp_path)!r},"
         "ExtractionSettings(resolution=40, batch_size=2), shard_size=16)"
     )
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"}
+    )
     deadline = time.time() + 120
-    while not list(tmp_path.glob("*/shard-00001.h5")) and time.time() < deadline and child.poll() is None:
+    while (
+        not list(tmp_path.glob("*/shard-00001.h5"))
+        and time.time() < deadline
+        and child.poll() is None
+    ):
         time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait()
     written = list(tmp_path.glob("*/shard-*.h5"))
     assert written and not list(tmp_path.glob("*/index.json")), "the kill should land mid-run"
 
-    resumed = extract_teacher(synth_data, tiny_teacher, tmp_path, ExtractionSettings(resolution=40), shard_size=16)
+    resumed = extract_teacher(
+        synth_data, tiny_teacher, tmp_path, ExtractionSettings(resolution=40), shard_size=16
+    )
     assert resumed.summary["shards_reused"] >= len(written) - 1
     assert verify_cache(resumed.cache_dir) == []
     _assert_same_records(resumed.cache_dir, extracted.cache_dir)
@@ -115,7 +137,12 @@ def test_kill_during_extraction_then_resume_equals_uninterrupted_run(extracted, 
 
 def test_dask_workers_produce_the_same_records(extracted, synth_data, tiny_teacher, tmp_path):
     result = extract_teacher(
-        synth_data, tiny_teacher, tmp_path, ExtractionSettings(resolution=40), shard_size=16, workers=2
+        synth_data,
+        tiny_teacher,
+        tmp_path,
+        ExtractionSettings(resolution=40),
+        shard_size=16,
+        workers=2,
     )
     _assert_same_records(result.cache_dir, extracted.cache_dir)
 
@@ -143,7 +170,9 @@ def test_unreadable_clip_stops_the_run_naming_id_and_path(synth_data, tiny_teach
 
 def test_skip_bad_lists_the_skipped_clip(synth_data, tiny_teacher, tmp_path):
     data, bad_id = _with_broken_clip(synth_data, tmp_path)
-    result = extract_teacher(data, tiny_teacher, tmp_path / "cache", ExtractionSettings(skip_bad=True), shard_size=16)
+    result = extract_teacher(
+        data, tiny_teacher, tmp_path / "cache", ExtractionSettings(skip_bad=True), shard_size=16
+    )
     index = json.loads((result.cache_dir / "index.json").read_text())
     assert [s["id"] for s in index["skipped"]] == [bad_id]
     with TeacherCache(result.cache_dir) as cache:

@@ -1,0 +1,131 @@
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.checkpoint import load_student
+from pipeline.errors import CacheError, TkdError
+from pipeline.students import STUDENTS
+from stages.train_student import StudentTrainingOptions, train_student
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = StudentTrainingOptions(epochs=4, batch_size=8, lr=3e-3, device="cpu")
+
+
+@pytest.mark.parametrize("kd", ["none", "attention", "logits", "both"])
+@pytest.mark.parametrize("student", sorted(STUDENTS))
+def test_every_student_trains_with_every_kd_mode(student, kd, synth_data, teacher_cache, tmp_path):
+    options = replace(QUICK, student=student, kd=kd, kd_weight=0.5)
+    results = train_student(synth_data, tmp_path, teacher_cache, options)
+    losses = [epoch["train_loss"] for epoch in results["history"]]
+    assert losses[-1] < losses[0], losses
+    if kd in ("attention", "both"):
+        assert results["history"][0]["train_attention"] > 0
+    assert {"valid", "test", "parameters", "macs", "steps_per_second"} <= set(results)
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "curves.png").is_file()
+    model, checkpoint = load_student(tmp_path)
+    assert not any("auxiliary" in name for name in model.state_dict())
+    assert checkpoint.student == student
+
+
+def test_same_seed_same_run_on_cpu(synth_data, teacher_cache, tmp_path):
+    options = replace(QUICK, student="tc-resnet8", kd="attention", epochs=2)
+    first = train_student(synth_data, tmp_path / "a", teacher_cache, options)
+    second = train_student(synth_data, tmp_path / "b", teacher_cache, options)
+    assert first["history"] == second["history"] and first["test"] == second["test"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(
+    synth_data, teacher_cache, tmp_path, monkeypatch
+):
+    options = replace(QUICK, student="tc-resnet8", kd="attention", epochs=4)
+    straight = train_student(synth_data, tmp_path / "straight", teacher_cache, options)
+
+    import pipeline.evaluation as evaluation
+
+    calls = {"n": 0}
+    original = evaluation.evaluate_student
+
+    def interrupt_at_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("stages.train_student.evaluate_student", interrupt_at_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_student(synth_data, tmp_path / "resumed", teacher_cache, options)
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    monkeypatch.setattr("stages.train_student.evaluate_student", original)
+    resumed = train_student(synth_data, tmp_path / "resumed", teacher_cache, options)
+    assert resumed["history"] == straight["history"]
+    assert resumed["test"] == straight["test"]
+
+
+def test_attention_kd_moves_student_attention_onto_the_event(synth_data, oracle_cache, tmp_path):
+    masses = {}
+    for kd in ("none", "attention"):
+        options = replace(QUICK, student="att-rnn", kd=kd, kd_weight=1.0, epochs=8, seed=1)
+        masses[kd] = train_student(synth_data, tmp_path / kd, oracle_cache, options)[
+            "test_in_event_mass"
+        ]
+    assert masses["attention"] > masses["none"] + 0.1, masses
+
+
+def test_kd_needs_a_cache_that_matches_the_dataset(synth_data, teacher_cache, tmp_path):
+    with pytest.raises(TkdError, match="needs --cache"):
+        train_student(synth_data, tmp_path / "a", None, replace(QUICK, kd="attention"))
+    other = tmp_path / "other"
+    other.mkdir()
+    labels = json.loads((synth_data / "labels.json").read_text())
+    labels["classes"] = list(reversed(labels["classes"]))
+    (other / "labels.json").write_text(json.dumps(labels))
+    lines = [json.loads(x) for x in (synth_data / "manifest.jsonl").read_text().splitlines()]
+    for line in lines:
+        line["audio"] = str(synth_data / line["audio"])
+    (other / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(CacheError, match="class"):
+        train_student(other, tmp_path / "b", teacher_cache, replace(QUICK, kd="attention"))
+
+
+def test_stage_two_never_imports_the_teacher(synth_data, teacher_cache, tmp_path):
+    """Training with KD works while `import transformers` (and the teacher module) fail."""
+    script = f"""
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "transformers" or name == "pipeline.teacher":
+            raise ImportError("stage two must not import " + name)
+sys.meta_path.insert(0, Refuse())
+from dataclasses import replace
+from stages.train_student import StudentTrainingOptions, train_student
+options = StudentTrainingOptions(
+    student="tc-resnet8", kd="both", epochs=1, batch_size=8, device="cpu"
+)
+result = train_student({str(synth_data)!r}, {str(tmp_path)!r}, {str(teacher_cache)!r}, options)
+assert "transformers" not in sys.modules
+print("trained", result["test"])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "trained" in done.stdout
+
+
+def test_nan_loss_stops_without_a_checkpoint(synth_data, teacher_cache, tmp_path, monkeypatch):
+    from pipeline.losses import LossTerms
+
+    monkeypatch.setattr(
+        "stages.train_student.DistillationLoss.__call__",
+        lambda self, logits, *a: LossTerms(
+            total=logits.sum() * torch.tensor(float("nan")), task=logits.sum()
+        ),
+    )
+    with pytest.raises(TkdError, match="loss became nan"):
+        train_student(synth_data, tmp_path, teacher_cache, QUICK)
+    assert not (tmp_path / "best.pt").exists()
