@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python cli.py demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	TQDM_DISABLE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

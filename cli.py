@@ -521,6 +521,7 @@ def run_command(
         extraction,
         jobs,
         scheduler,
+        teacher_attention=values["teacher_attention"].split(","),
     )
     if summary["cache_reused"]:
         click.echo(f"reused the teacher cache {summary['cache']}", err=True)

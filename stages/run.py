@@ -32,22 +32,38 @@ class RunSpec:
     student: str
     kd: str
     kd_weight: float
+    teacher_attention: str
     seed: int
 
     @property
+    def setting(self) -> str:
+        """A table row: the KD mode, and which teacher attention when it is not the default."""
+        if self.kd in ("none", "logits") or self.teacher_attention == "rollout":
+            return self.kd
+        return f"{self.kd} ({self.teacher_attention})"
+
+    @property
     def folder(self) -> str:
-        setting = "none" if self.kd == "none" else f"{self.kd}-w{self.kd_weight:g}"
-        return f"{self.student}/{setting}/seed{self.seed}"
+        setting = self.setting.replace(" (", "-").replace(")", "").replace(":", "")
+        weight = "" if self.kd == "none" else f"-w{self.kd_weight:g}"
+        return f"{self.student}/{setting}{weight}/seed{self.seed}"
 
 
 def plan_runs(
-    students: list[str], kd_modes: list[str], kd_weights: list[float], seeds: int
+    students: list[str],
+    kd_modes: list[str],
+    kd_weights: list[float],
+    seeds: int,
+    teacher_attention: list[str] | None = None,
 ) -> list[RunSpec]:
-    """Every (student, kd, lambda, seed); lambda only varies for KD modes."""
+    """Every (student, kd, teacher attention, lambda, seed); lambda and the teacher's
+    attention only vary where the KD mode uses them."""
+    sources = teacher_attention or ["rollout"]
     return [
-        RunSpec(student, kd, weight, seed)
+        RunSpec(student, kd, weight, source, seed)
         for student in students
         for kd in kd_modes
+        for source in (sources if kd in ("attention", "both") else ["rollout"])
         for weight in ([0.0] if kd == "none" else kd_weights)
         for seed in range(seeds)
     ]
@@ -65,7 +81,12 @@ def _train_one(
 def _execute(specs, data, out, cache, template, jobs, scheduler) -> list[dict[str, Any]]:
     def options(spec: RunSpec) -> StudentTrainingOptions:
         return replace(
-            template, student=spec.student, kd=spec.kd, kd_weight=spec.kd_weight, seed=spec.seed
+            template,
+            student=spec.student,
+            kd=spec.kd,
+            kd_weight=spec.kd_weight,
+            teacher_attention=spec.teacher_attention,
+            seed=spec.seed,
         )
 
     arguments = [(str(data), str(out / spec.folder), str(cache), options(spec)) for spec in specs]
@@ -96,9 +117,9 @@ def summarise(specs: list[RunSpec], results: list[dict[str, Any]]) -> dict[str, 
     (the paper's protocol), each as mean ± std of the test score over seeds."""
     groups: dict[tuple, list[dict]] = {}
     for spec, result in zip(specs, results):
-        groups.setdefault((spec.student, spec.kd, spec.kd_weight), []).append(result)
+        groups.setdefault((spec.student, spec.setting, spec.kd_weight), []).append(result)
     table: dict[str, dict[str, Any]] = {}
-    for (student, kd, weight), runs in groups.items():
+    for (student, setting, weight), runs in groups.items():
         entry = {
             "kd_weight": weight,
             "valid": _mean_std([r["valid"] for r in runs]),
@@ -110,9 +131,9 @@ def summarise(specs: list[RunSpec], results: list[dict[str, Any]]) -> dict[str, 
             "parameters": runs[0]["parameters"],
             "macs": runs[0]["macs"],
         }
-        best = table.setdefault(student, {}).get(kd)
+        best = table.setdefault(student, {}).get(setting)
         if best is None or entry["valid"]["mean"] > best["valid"]["mean"]:
-            table[student][kd] = entry
+            table[student][setting] = entry
     return table
 
 
@@ -123,8 +144,12 @@ def _cell(entry: dict[str, Any] | None, key: str = "test", scale: float = 100.0)
     return f"{stats['mean'] * scale:.2f} ± {stats['std'] * scale:.2f}"
 
 
+def _label(setting: str) -> str:
+    return "w/o KD" if setting == "none" else f"w/ KD: {setting}"
+
+
 def results_markdown(
-    table: dict[str, Any], kd_modes: list[str], metric: str, teacher: dict | None
+    table: dict[str, Any], settings: list[str], metric: str, teacher: dict | None
 ) -> str:
     students = list(table)
     lines = [
@@ -133,11 +158,11 @@ def results_markdown(
         "| | " + " | ".join(students) + (" | teacher |" if teacher else " |"),
         "|---" * (len(students) + 1 + bool(teacher)) + "|",
     ]
-    for kd in kd_modes:
-        label = "w/o KD" if kd == "none" else f"w/ KD ({kd})"
-        cells = [_cell(table[s].get(kd)) for s in students]
-        teacher_cell = [f"{teacher['test'] * 100:.2f}" if kd == "none" else ""] if teacher else []
-        lines.append(f"| {label} | " + " | ".join(cells + teacher_cell) + " |")
+    for setting in settings:
+        cells = [_cell(table[s].get(setting)) for s in students]
+        first = setting == settings[0]
+        teacher_cell = [f"{teacher['test'] * 100:.2f}" if first else ""] if teacher else []
+        lines.append(f"| {_label(setting)} | " + " | ".join(cells + teacher_cell) + " |")
     lines += [
         "",
         "Chosen λ and the share of the student's attention inside the event (test):",
@@ -146,26 +171,26 @@ def results_markdown(
         "|---|---|---|---|---|---|",
     ]
     for student in students:
-        for kd, entry in table[student].items():
+        for setting, entry in table[student].items():
             mass = entry["test_in_event_mass"]["mean"]
             lines.append(
-                f"| {student} | {kd} | {entry['kd_weight']:g} | {mass:.3f} | "
+                f"| {student} | {setting} | {entry['kd_weight']:g} | {mass:.3f} | "
                 f"{entry['parameters']:,} | {entry['macs']:,} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def _plot(table: dict[str, Any], kd_modes: list[str], metric: str, path: Path) -> None:
+def _plot(table: dict[str, Any], settings: list[str], metric: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     students = list(table)
-    width = 0.8 / len(kd_modes)
+    width = 0.8 / len(settings)
     figure, axis = plt.subplots(figsize=(1.6 * len(students) + 2, 3.5))
-    for i, kd in enumerate(kd_modes):
-        entries = [table[s].get(kd) for s in students]
+    for i, setting in enumerate(settings):
+        entries = [table[s].get(setting) for s in students]
         means = [e["test"]["mean"] * 100 if e else 0 for e in entries]
         stds = [e["test"]["std"] * 100 if e else 0 for e in entries]
         axis.bar(
@@ -173,10 +198,10 @@ def _plot(table: dict[str, Any], kd_modes: list[str], metric: str, path: Path) -
             means,
             width,
             yerr=stds,
-            label="w/o KD" if kd == "none" else kd,
+            label=_label(setting),
             capsize=3,
         )
-    axis.set_xticks([x + width * (len(kd_modes) - 1) / 2 for x in range(len(students))], students)
+    axis.set_xticks([x + width * (len(settings) - 1) / 2 for x in range(len(students))], students)
     axis.set_ylabel(f"test {metric} (%)")
     axis.legend()
     figure.tight_layout()
@@ -197,13 +222,15 @@ def run_sweep(
     extraction: ExtractionSettings | None = None,
     jobs: int = 1,
     scheduler: str | None = None,
+    teacher_attention: list[str] | None = None,
 ) -> dict[str, Any]:
     """Extract (or reuse) the teacher cache, train every student run, write the tables."""
     template = template or StudentTrainingOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
-    specs = plan_runs(students, kd_modes, kd_weights, seeds)
+    specs = plan_runs(students, kd_modes, kd_weights, seeds, teacher_attention)
+    settings = list(dict.fromkeys(spec.setting for spec in specs))
     results = _execute(specs, data, out, cache.cache_dir, template, jobs, scheduler)
     table = summarise(specs, results)
     metric = results[0]["metric"]
@@ -230,6 +257,6 @@ def run_sweep(
         ],
     }
     write_json(out / "results.json", summary)
-    (out / "results.md").write_text(results_markdown(table, kd_modes, metric, teacher_metrics))
-    _plot(table, kd_modes, metric, out / "results.png")
+    (out / "results.md").write_text(results_markdown(table, settings, metric, teacher_metrics))
+    _plot(table, settings, metric, out / "results.png")
     return summary

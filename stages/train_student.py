@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.cache import TeacherCache
+from pipeline.cache import TeacherCache, parse_attention_source
 from pipeline.checkpoint import BEST, StudentCheckpoint, load_distillation_model
 from pipeline.errors import TkdError
 from pipeline.evaluation import evaluate_student
@@ -57,6 +57,10 @@ class StudentTrainingOptions:
             raise TkdError(f"--kd {self.kd!r} is not one of {', '.join(KD_MODES)}")
         if isinstance(self.features, dict):
             self.features = FeatureConfig(**self.features)
+        try:
+            parse_attention_source(self.teacher_attention)
+        except ValueError as error:
+            raise TkdError(f"--teacher-attention: {error}") from None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,84 @@
+import json
+
+from stages.run import plan_runs, run_sweep
+from stages.train_student import StudentTrainingOptions
+
+TEMPLATE = StudentTrainingOptions(epochs=1, batch_size=16, device="cpu")
+
+
+def test_plan_varies_lambda_and_teacher_attention_only_where_used():
+    specs = plan_runs(
+        ["att-rnn"], ["none", "attention", "logits"], [0.1, 0.5], 2, ["rollout", "layer:1"]
+    )
+    settings = {(s.setting, s.kd_weight) for s in specs}
+    assert ("none", 0.0) in settings and ("logits", 0.5) in settings
+    assert ("attention (layer:1)", 0.1) in settings and ("attention", 0.5) in settings
+    assert len(specs) == 2 * (1 + 2 * 2 + 2)
+    assert len({s.folder for s in specs}) == len(specs)
+
+
+def test_sweep_writes_the_table_and_skips_finished_runs(
+    synth_data, tiny_teacher, tmp_path, monkeypatch
+):
+    def sweep(jobs=1):
+        return run_sweep(
+            synth_data,
+            tiny_teacher,
+            tmp_path / "runs",
+            ["tc-resnet8", "att-rnn"],
+            ["none", "attention"],
+            [0.25, 1.0],
+            seeds=2,
+            template=TEMPLATE,
+            cache_root=tmp_path / "cache",
+            jobs=jobs,
+        )
+
+    summary = sweep()
+    assert len(summary["runs"]) == 2 * (1 + 2) * 2
+    for student in ("tc-resnet8", "att-rnn"):
+        row = summary["table"][student]
+        assert set(row) == {"none", "attention"}
+        assert row["attention"]["test"]["n"] == 2
+        candidates = [
+            r for r in summary["runs"] if r["student"] == student and r["kd"] == "attention"
+        ]
+        best_valid = max(
+            sum(r["valid"] for r in candidates if r["kd_weight"] == w) / 2 for w in (0.25, 1.0)
+        )
+        assert abs(row["attention"]["valid"]["mean"] - best_valid) < 1e-9  # λ chosen on valid
+    table = (tmp_path / "runs" / "results.md").read_text()
+    assert "| w/o KD |" in table and "| w/ KD: attention |" in table
+    assert (tmp_path / "runs" / "results.png").stat().st_size > 0
+    assert json.loads((tmp_path / "runs" / "results.json").read_text())["cache_reused"] is False
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("stages.train_student.build_student", no_training)
+    again = sweep()
+    assert again["cache_reused"] and again["table"] == summary["table"]
+
+
+def test_parallel_jobs_give_the_same_runs(synth_data, tiny_teacher, tmp_path):
+    common = dict(template=TEMPLATE, cache_root=tmp_path / "cache")
+    serial = run_sweep(
+        synth_data,
+        tiny_teacher,
+        tmp_path / "a",
+        ["tc-resnet8"],
+        ["none", "attention"],
+        [0.5],
+        **common,
+    )
+    parallel = run_sweep(
+        synth_data,
+        tiny_teacher,
+        tmp_path / "b",
+        ["tc-resnet8"],
+        ["none", "attention"],
+        [0.5],
+        jobs=2,
+        **common,
+    )
+    assert [r["test"] for r in serial["runs"]] == [r["test"] for r in parallel["runs"]]
