@@ -545,5 +545,55 @@ def demo_command(out, data, seeds, device):
     _print_json({k: v for k, v in result.items() if k != "table"})
 
 
+# -- deployment ---------------------------------------------------------------------
+@main.command("export", context_settings=CONTEXT)
+@click.option("--run", required=True, type=click.Path(path_type=Path), help="Student run folder.")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["torchscript", "onnx"]),
+    help="Graph format.",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model file (default: RUN/export/student[-int8].pt|.onnx); settings JSON beside it.",
+)
+@click.option(
+    "--quantize",
+    default=None,
+    type=click.Choice(["dynamic"]),
+    help="Dynamic int8 weights (dense and recurrent layers); accuracy measured on --data.",
+)
+@click.option(
+    "--data", default=None, type=EXISTING_DIR, help="Dataset to measure on (default: the run's)."
+)
+@click.option("--split", default="test", type=click.Choice(["train", "valid", "test"]))
+def export_command(run, fmt, out, quantize, data, split):
+    """Ship the student alone (no auxiliary head): front end + student as one graph."""
+    from stages.export import export_run
+
+    result = export_run(run, fmt, out, quantize, data, split)
+    shown = ("format", "quantize", "student", "bytes", "parity", "int8_parity", "accuracy")
+    _print_json({k: result[k] for k in shown if k in result})
+    click.echo(result["path"])
+
+
+@main.command("profile", context_settings=CONTEXT)
+@click.option("--run", required=True, type=click.Path(path_type=Path), help="Student run folder.")
+@click.option("--repeats", default=50, type=int, help="Timed runs per model, after the warm-up.")
+@click.option("--warmup", default=10, type=int, help="Untimed runs first.")
+@click.option("--int8/--no-int8", default=True, help="Also profile dynamic int8 exports.")
+def profile_command(run, repeats, warmup, int8):
+    """Params, MACs, file size and one-thread CPU latency of the model and its exports."""
+    from stages.export import profile_run, profile_table
+
+    result = profile_run(run, repeats=repeats, warmup=warmup, quantized=int8)
+    click.echo(profile_table(result))
+    click.echo(Path(run) / "profile.json")
+
+
 if __name__ == "__main__":
     main()

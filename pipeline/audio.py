@@ -2,11 +2,18 @@
 
 Read with soundfile (torchaudio.load needs torchcodec), downmix to mono, resample with
 torchaudio. Anything unusable raises :class:`AudioError` naming the file.
+
+Documented handling: stereo and multichannel files are averaged to mono; other sample
+rates are resampled; silence is accepted as it is. Refused: a missing, empty or
+undecodable file, one with no samples, NaN or infinite samples, and a file cut short
+(its header promises more audio than it holds, e.g. an interrupted copy: libsndfile would
+otherwise quietly return the part that is there).
 """
 
 from __future__ import annotations
 
 import io
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +25,12 @@ import torchaudio.functional as AF
 from pipeline.errors import AudioError
 
 DEFAULT_SAMPLE_RATE = 16_000
+# libsndfile's header log says "<chunk> : <declared> (should be <actual>)" when a chunk's
+# declared length disagrees with the file. A declared length beyond the file means bytes are
+# missing, except for the placeholders streaming writers put in (ffmpeg, sox).
+_CHUNK_LENGTH = re.compile(r"^\s*(\S[^:\n]*?)\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+_STREAMING_LENGTHS = {0xFFFFFFFF, 0x7FFFF000}
+_DECODE_ERRORS = (soundfile.SoundFileError, RuntimeError, TypeError, ValueError, OSError)
 
 
 def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> torch.Tensor:
@@ -32,8 +45,13 @@ def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> torc
     if path.stat().st_size == 0:
         raise AudioError(path, "audio file is empty (0 bytes)")
     try:
-        samples, native_rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        with soundfile.SoundFile(path) as file:
+            truncated = truncation_problem(file.extra_info)
+            if truncated:
+                raise AudioError(path, truncated)
+            native_rate = file.samplerate
+            samples = file.read(dtype="float32", always_2d=True)
+    except _DECODE_ERRORS as error:
         raise AudioError(path, f"cannot be decoded as audio ({_first_line(error)})") from None
     if samples.shape[0] == 0:
         raise AudioError(path, "holds no samples")
@@ -41,6 +59,17 @@ def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE) -> torc
         raise AudioError(path, "holds NaN or infinite samples")
     wave = torch.from_numpy(samples.mean(axis=1))
     return resample(wave, native_rate, sample_rate)
+
+
+def truncation_problem(header_log: str) -> str | None:
+    """Why a file is shorter than its header says, from libsndfile's header log; or None."""
+    for chunk, declared, actual in _CHUNK_LENGTH.findall(header_log):
+        if int(declared) > int(actual) and int(declared) not in _STREAMING_LENGTHS:
+            return (
+                f"truncated: its header declares {declared} bytes of {chunk.strip()!r}, "
+                f"the file holds {actual} (an interrupted copy?)"
+            )
+    return None
 
 
 def resample(wave: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:

@@ -383,10 +383,18 @@ class TeacherCache:
         return da.concatenate(parts, axis=0)
 
     def check_matches(
-        self, clip_ids: list[str], classes: list[str], resolution: int | None = None
+        self,
+        clip_ids: list[str],
+        classes: list[str],
+        resolution: int | None = None,
+        data_fingerprint: str | None = None,
     ) -> None:
         """Refuse a cache that does not fit the dataset and student: a silent partial join
-        would train on the wrong targets or on fewer clips than asked."""
+        would train on the wrong targets or on fewer clips than asked.
+
+        ``data_fingerprint`` (``Manifest.fingerprint()``) must equal the one recorded at
+        extraction: same ids and classes over other or changed audio files are refused too.
+        """
         classes = list(classes)
         if classes != self.classes:
             raise CacheError(
@@ -411,6 +419,14 @@ class TeacherCache:
                 self.directory,
                 f"vectors have {self.resolution} frames, the student needs {resolution}: "
                 "extract with the student's resolution",
+            )
+        recorded = self.index.data.get("fingerprint")
+        if data_fingerprint is not None and recorded != data_fingerprint:
+            raise CacheError(
+                self.directory,
+                f"extracted from another dataset ({self.index.data.get('root')}) or from audio "
+                "files since moved, replaced or changed (paths, sizes or mtimes differ): "
+                "extract the teacher again for this dataset",
             )
 
     # -- handles ------------------------------------------------------------------------

@@ -81,17 +81,20 @@ def load_student(run: str | Path) -> tuple[StudentModel, StudentCheckpoint]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(path, "is not a tkd student checkpoint")
-    checkpoint = StudentCheckpoint(
-        student=payload["student"],
-        student_options=payload["student_options"],
-        classes=payload["classes"],
-        multi_label=payload["multi_label"],
-        features=FeatureConfig(**payload["features"]),
-        samples=payload["samples"],
-    )
-    model = checkpoint.build()
     try:
-        model.load_state_dict(payload["state_dict"])
+        checkpoint = StudentCheckpoint(
+            student=payload["student"],
+            student_options=payload["student_options"],
+            classes=payload["classes"],
+            multi_label=payload["multi_label"],
+            features=FeatureConfig(**payload["features"]),
+            samples=payload["samples"],
+        )
+        model = checkpoint.build()
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(path, f"incomplete or unknown checkpoint ({error})") from None
+    try:
+        model.load_state_dict(payload.get("state_dict", {}))
     except RuntimeError as error:
         raise CheckpointError(
             path, f"weights do not fit the architecture ({str(error)[:120]})"

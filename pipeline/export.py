@@ -127,9 +127,11 @@ def export_model(
     samples: int,
     quantize: str | None = None,
     info: dict[str, Any] | None = None,
+    float_onnx: str | Path | None = None,
 ) -> Path:
     """Write ``module`` as one ``fmt`` graph for [1, samples] waveforms; ``info`` (JSON)
-    is stored inside the file. ONNX files are checked with ``onnx.checker``."""
+    is stored inside the file. ONNX files are checked with ``onnx.checker``; ONNX int8 is
+    made from ``float_onnx`` (this function's float ONNX of ``module``) when given."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use one of {FORMATS}")
     if quantize not in (None, *QUANTIZATIONS):
@@ -144,13 +146,16 @@ def export_model(
             torch.jit.save(
                 _script(source, example), str(path), _extra_files={METADATA_KEY: metadata}
             )
-    elif quantize:
-        with _scratch_file(path, ".float.onnx") as float_path:
-            _export_onnx(module, example, float_path)
-            _quantize_onnx(float_path, path)
-    else:
+    elif not quantize:
         _export_onnx(module, example, path)
-    if fmt == "onnx":
+        _finish_onnx(path, metadata)
+    elif float_onnx is not None:
+        _quantize_onnx(Path(float_onnx), path)
+        _finish_onnx(path, metadata)
+    else:
+        with _scratch_file(path, ".float.onnx") as scratch:
+            export_model(module, scratch, fmt, samples, None, info)
+            _quantize_onnx(scratch, path)
         _finish_onnx(path, metadata)
     return path
 
@@ -211,9 +216,15 @@ def _export_onnx(module: DeployableStudent, example: Tensor, path: Path) -> None
 
 
 def _finish_onnx(path: Path, metadata: str) -> None:
+    """Store ``metadata`` in the file, drop the exporter's per-node debug records (module
+    paths, source lines: a third of an unrolled LSTM-P's bytes), and check the model."""
     import onnx
 
     model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for value in (*model.graph.value_info, *model.graph.input, *model.graph.output):
+        del value.metadata_props[:]
     for entry in [p for p in model.metadata_props if p.key == METADATA_KEY]:
         model.metadata_props.remove(entry)
     model.metadata_props.add(key=METADATA_KEY, value=metadata)
@@ -273,14 +284,11 @@ def _quantize_onnx(source: Path, path: Path) -> None:
 
 
 def front_end_nodes(graph) -> list[str]:
-    """Names of the ONNX nodes that belong to the front end (``DeployableStudent.features``):
-    by the exporter's module namespace, or by reading a front-end buffer."""
-    names = []
-    for node in graph.node:
-        namespace = " ".join(p.value for p in node.metadata_props if p.key == "namespace")
-        if "/features:" in namespace or any(name.startswith("features.") for name in node.input):
-            names.append(node.name)
-    return names
+    """Names of the ONNX nodes that read a front-end buffer (``DeployableStudent.features``:
+    window, filterbank, DCT), hence every front-end node that has weights to quantize."""
+    return [
+        node.name for node in graph.node if any(name.startswith("features.") for name in node.input)
+    ]
 
 
 def _gemm_as_matmul(graph) -> None:
@@ -437,7 +445,6 @@ def latency(
     return {
         "median_ms": statistics.median(times),
         "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-        "runs": runs,
     }
 
 

@@ -37,6 +37,12 @@ class ExtractionSettings:
     device: str = "cpu"
     skip_bad: bool = False
 
+    def __post_init__(self) -> None:
+        if self.resolution < 1:
+            raise TkdError(f"--resolution must be at least 1, got {self.resolution}")
+        if self.batch_size < 1:
+            raise TkdError(f"--batch-size must be at least 1, got {self.batch_size}")
+
     def record_settings(self, num_layers: int) -> dict:
         """The settings that change what is stored (batch size and device do not)."""
         layers = list(self.layers) if self.layers else list(range(1, num_layers + 1))
@@ -68,11 +74,17 @@ def cached_teacher(directory: str, device: str) -> Teacher:
     return Teacher.load(directory, device)
 
 
-def _load_waves(job: ShardJob, sample_rate: int, skip_bad: bool) -> tuple[list, list[dict]]:
+def _load_waves(job: ShardJob, teacher: Teacher, skip_bad: bool) -> tuple[list, list[dict]]:
+    """The job's clips as waveforms the teacher takes whole; the others raise
+    :class:`AudioError` naming clip and file, or are listed as skipped (``skip_bad``)."""
     waves, skipped = [], []
     for clip_id, path in zip(job.ids, job.paths):
         try:
-            waves.append((clip_id, load_audio(path, sample_rate)))
+            wave = load_audio(path, teacher.sample_rate)
+            problem = teacher.length_problem(len(wave))
+            if problem:
+                raise AudioError(path, problem)
+            waves.append((clip_id, wave))
         except AudioError as error:
             if not skip_bad:
                 raise AudioError(error.path, f"clip {clip_id!r}: {error.problem}") from None
@@ -90,14 +102,22 @@ def extract_shard(
 ) -> ShardResult:
     """Run the teacher over one shard's clips and write the shard atomically."""
     teacher = cached_teacher(teacher_dir, settings.device)
-    waves, skipped = _load_waves(job, teacher.sample_rate, settings.skip_bad)
+    waves, skipped = _load_waves(job, teacher, settings.skip_bad)
     keep = torch.tensor([layer - 1 for layer in record_settings["layers"]])
     resolution = settings.resolution
     rows: dict[str, tuple] = {}
     by_length = sorted(waves, key=lambda item: len(item[1]))  # less padding per batch
     for start in range(0, len(by_length), settings.batch_size):
         batch = by_length[start : start + settings.batch_size]
-        output = teacher.attend([wave for _, wave in batch])
+        try:
+            output = teacher.attend([wave for _, wave in batch])
+        except torch.OutOfMemoryError:
+            longest = max(len(wave) for _, wave in batch) / teacher.sample_rate
+            raise TkdError(
+                f"{job.name}: out of device memory on {len(batch)} clip(s) of up to "
+                f"{longest:.1f} s ({', '.join(clip_id for clip_id, _ in batch[:3])}...); "
+                "lower --batch-size, or leave clips this long out"
+            ) from None
         keep_device = keep.to(output.maps.device)
         rollout = to_resolution(
             rollout_vectors(output.maps, output.frames, teacher.reduction),

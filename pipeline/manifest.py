@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -61,10 +62,12 @@ class Clip:
         missing = [key for key in REQUIRED_FIELDS if key not in line]
         if missing:
             raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+        if not _is_name(line["id"]) or not isinstance(line["audio"], str) or not line["audio"]:
+            raise ValueError(f"{where}: 'id' and 'audio' must be non-empty strings")
         labels = line["labels"]
-        if isinstance(labels, str) or not isinstance(labels, list) or not labels:
+        if not isinstance(labels, list) or not labels or not all(map(_is_name, labels)):
             raise ValueError(f"{where}: 'labels' must be a non-empty list of class names")
-        if line["split"] not in SPLITS:
+        if not isinstance(line["split"], str) or line["split"] not in SPLITS:
             raise ValueError(f"{where}: split {line['split']!r} is not one of {', '.join(SPLITS)}")
         spans = line.get("events") or ([line["event"]] if line.get("event") else [])
         try:
@@ -72,9 +75,17 @@ class Clip:
             duration = float(line["duration"])
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where}: bad 'duration' or 'event' ({error})") from None
+        if not math.isfinite(duration) or duration <= 0:
+            raise ValueError(f"{where}: 'duration' must be a positive number of seconds")
+        if any(
+            not (math.isfinite(on) and math.isfinite(off) and 0 <= on < off) for on, off in events
+        ):
+            raise ValueError(
+                f"{where}: each event must be [onset_s, offset_s] with 0 <= onset < offset"
+            )
         return cls(
             id=str(line["id"]),
-            audio=str(line["audio"]),
+            audio=line["audio"],
             labels=tuple(str(label) for label in labels),
             split=line["split"],
             duration=duration,
@@ -138,11 +149,24 @@ class Manifest:
                 raise ManifestError(path, "missing; prepare the dataset with `tkd data ...`")
         try:
             label_json = json.loads(labels_path.read_text(encoding="utf-8"))
-            labels = LabelSet(tuple(label_json["classes"]), bool(label_json.get("multi_label")))
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        except UnicodeDecodeError:
+            raise ManifestError(labels_path, "is not UTF-8 text") from None
+        except (OSError, ValueError, RecursionError) as error:
             raise ManifestError(labels_path, f"not a valid label list ({error})") from None
-        if not labels.names or len(set(labels.names)) != len(labels.names):
-            raise ManifestError(labels_path, "class names must be non-empty and unique")
+        label_json = label_json if isinstance(label_json, dict) else {}
+        names, multi_label = label_json.get("classes"), label_json.get("multi_label", False)
+        if not isinstance(names, list) or not isinstance(multi_label, bool):
+            raise ManifestError(
+                labels_path,
+                'not a valid label list: expected {"classes": [names...], "multi_label": bool}',
+            )
+        if (
+            not names
+            or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)
+        ):
+            raise ManifestError(labels_path, "class names must be non-empty, unique strings")
+        labels = LabelSet(tuple(names), multi_label)
         clips = []
         try:
             with manifest_path.open(encoding="utf-8") as lines:
@@ -151,6 +175,8 @@ class Manifest:
                         clips.append(Clip.from_json(_parse_line(text, number), f"line {number}"))
         except UnicodeDecodeError:
             raise ManifestError(manifest_path, "is not UTF-8 text") from None
+        except OSError as error:
+            raise ManifestError(manifest_path, f"cannot be read ({error})") from None
         except ValueError as error:
             raise ManifestError(manifest_path, str(error)) from None
         if not clips:
@@ -220,11 +246,20 @@ class Manifest:
         }
 
 
+def _is_name(value: object) -> bool:
+    """A clip id or class name: a non-empty string, or an integer (read as its digits)."""
+    return (isinstance(value, str) and bool(value)) or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+
+
 def _parse_line(text: str, number: int) -> dict[str, Any]:
     try:
         line = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"line {number}: not JSON ({error.msg})") from None
+    except RecursionError:
+        raise ValueError(f"line {number}: not JSON (nested too deeply)") from None
     if not isinstance(line, dict):
         raise ValueError(f"line {number}: expected a JSON object")
     return line

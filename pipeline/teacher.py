@@ -223,9 +223,56 @@ class Teacher:
     def num_layers(self) -> int:
         return len(self.attention_modules)
 
+    @property
+    def min_samples(self) -> int:
+        """Samples the teacher needs for one frame: wav2vec 2.0's convolutional receptive
+        field (400 at 16 kHz, 25 ms); Whisper pads every clip to its window anyway."""
+        if self.family == "whisper":
+            return 1
+        config, field, stride = self.model.config, 1, 1
+        for kernel, step in zip(config.conv_kernel, config.conv_stride, strict=True):
+            field += (kernel - 1) * stride
+            stride *= step
+        return field
+
+    @property
+    def max_samples(self) -> int | None:
+        """Longest input the teacher sees whole: Whisper's fixed window; None for wav2vec 2.0."""
+        return int(self.extractor.n_samples) if self.family == "whisper" else None
+
+    def length_problem(self, samples: int) -> str | None:
+        """Why a clip of ``samples`` cannot go through the teacher whole, or None.
+
+        Whisper crops its input to a fixed window: attention over a cropped clip would be
+        laid over the whole clip downstream, so a clip longer than the window by more than
+        one frame (rounding) is refused rather than silently cropped.
+        """
+        limit = self.max_samples
+        if limit is None or samples <= limit + self.sample_rate // FRAMES_PER_SECOND:
+            return None
+        return (
+            f"{samples / self.sample_rate:.2f} s is longer than the teacher's "
+            f"{limit / self.sample_rate:g} s input window (it would be cropped); "
+            "use a teacher built for clips this long"
+        )
+
     def prepare(self, waves: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Model inputs for a batch of mono waveforms, and each clip's real frame count."""
-        arrays = [wave.numpy() for wave in waves]
+        """Model inputs for a batch of mono waveforms, and each clip's real frame count.
+
+        A clip shorter than one teacher frame (``min_samples``) is zero-padded at the end
+        to one frame; a clip longer than the teacher's window raises :class:`TkdError`.
+        """
+        for wave in waves:
+            problem = self.length_problem(len(wave))
+            if problem:
+                raise TkdError(f"a clip of {problem}")
+        shortest = self.min_samples
+        arrays = [
+            torch.nn.functional.pad(wave, (0, shortest - len(wave))).numpy()
+            if len(wave) < shortest
+            else wave.numpy()
+            for wave in waves
+        ]
         samples = torch.tensor([len(a) for a in arrays])
         if self.family == "whisper":
             inputs = self.extractor(

@@ -19,7 +19,7 @@ from pipeline.students import DistillationModel
 from pipeline.training import resolve_device, write_json
 
 
-def _run_manifest(run: Path, data: str | Path | None, checkpoint: StudentCheckpoint) -> Manifest:
+def run_manifest(run: Path, data: str | Path | None, checkpoint: StudentCheckpoint) -> Manifest:
     """The dataset to measure on: ``data`` or the run's own; its classes must match."""
     if data is None:
         config = run / "config.json"
@@ -37,7 +37,7 @@ def _run_manifest(run: Path, data: str | Path | None, checkpoint: StudentCheckpo
 
 def _loaded(run: str | Path, data, device) -> tuple[DistillationModel, Manifest, FeatureBank]:
     model, checkpoint = load_distillation_model(run)
-    manifest = _run_manifest(Path(run), data, checkpoint)
+    manifest = run_manifest(Path(run), data, checkpoint)
     bank = FeatureBank(manifest, checkpoint.features, checkpoint.samples)
     return model.to(device), manifest, bank
 

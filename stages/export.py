@@ -23,6 +23,7 @@ from pipeline.errors import TkdError
 from pipeline.export import (
     FORMATS,
     ONNX_OPSET,
+    QUANTIZATIONS,
     SUFFIXES,
     DeployableStudent,
     ExportedModel,
@@ -41,7 +42,7 @@ from pipeline.manifest import Manifest
 from pipeline.metrics import classification_metric
 from pipeline.students import count_macs, count_parameters
 from pipeline.training import label_target, write_json
-from stages.evaluate import _run_manifest
+from stages.evaluate import run_manifest
 
 EXPORT_FOLDER = "export"
 PARITY_CLIPS = 8
@@ -73,15 +74,20 @@ def export_run(
     of ``split`` of ``data`` or the run's dataset; fixed noise clips if neither can be
     read) within the parity tolerance, or :class:`pipeline.export.ParityError` is raised
     and nothing is written: models are made in a temporary folder and moved to ``out``
-    once checked. With ``quantize="dynamic"`` the file written is the int8
-    model and the accuracy of the PyTorch, float and int8 models is measured on the
-    whole split (``data`` or the run's dataset is then required). Refuses a folder that
-    is not a finished student run with :class:`CheckpointError`.
+    once checked. With ``quantize="dynamic"`` the file written is the int8 model, and the
+    accuracy of the PyTorch, float and int8 models is measured on the whole split
+    (``data`` or the run's dataset is then required); with ``data`` alone, that of the
+    PyTorch and float ones. Refuses a folder that is not a finished student run with
+    :class:`CheckpointError`.
     """
     if fmt not in FORMATS:
         raise TkdError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise TkdError(f"unknown quantization {quantize!r}; use one of {', '.join(QUANTIZATIONS)}")
     run = Path(run)
     model, checkpoint = load_student(run)
+    checkpoint_path = run / BEST if run.is_dir() else run
+    digest = file_digest(checkpoint_path)
     out = Path(out) if out is not None else default_export_path(run, fmt, quantize)
     if out.suffix == ".json":
         raise TkdError(f"{out}: the export's JSON settings go beside it; name the model file")
@@ -100,7 +106,8 @@ def export_run(
         scorers = {"pytorch": reference, "float": float_model}
         if quantize:
             written = Path(scratch) / f"int8{SUFFIXES[fmt]}"
-            export_model(reference, written, fmt, checkpoint.samples, quantize, info)
+            source = float_path if fmt == "onnx" else None  # torch quantizes the module
+            export_model(reference, written, fmt, checkpoint.samples, quantize, info, source)
             scorers["int8"] = ExportedModel(written, fmt, threads=1)
             result["int8_parity"] = compare(reference, scorers["int8"], waves)
         if manifest is not None and (quantize or data is not None):
@@ -111,7 +118,6 @@ def export_run(
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(written, out)  # only a checked model ever reaches ``out``
 
-    checkpoint_path = run / BEST if run.is_dir() else run
     summary = {
         "format": fmt,
         "quantize": quantize,
@@ -120,7 +126,7 @@ def export_run(
         **info,
         "parity": parity | {"on": "dataset clips" if manifest is not None else "noise clips"},
         **result,
-        "checkpoint": {"path": str(checkpoint_path), "sha256": file_digest(checkpoint_path)},
+        "checkpoint": {"path": str(checkpoint_path), "sha256": digest},
         "exporter": _versions(fmt),
     }
     write_json(sidecar_path(out), summary)
@@ -147,9 +153,9 @@ def _dataset(
     """``data``, or the run's own dataset; ``None`` (with a warning) if that cannot be
     read and nothing needs it."""
     if data is not None or required:
-        return _run_manifest(run, data, checkpoint)
+        return run_manifest(run, data, checkpoint)
     try:
-        return _run_manifest(run, None, checkpoint)
+        return run_manifest(run, None, checkpoint)
     except TkdError as error:
         log.warning("parity checked on noise clips: %s", error)
         return None
@@ -206,11 +212,11 @@ def _versions(fmt: str) -> dict[str, Any]:
 
 # -- profile ------------------------------------------------------------------------------
 def profile_run(
-    run: str | Path, runs: int = 50, warmup: int = 10, quantized: bool = True
+    run: str | Path, repeats: int = 50, warmup: int = 10, quantized: bool = True
 ) -> dict[str, Any]:
     """Parameters, MACs, file size and single-thread CPU latency for one clip, for the
-    PyTorch model and each export (float, and int8 with ``quantized``); written to
-    ``<run>/profile.json``.
+    PyTorch model and each export (float, and int8 with ``quantized``): ``warmup`` untimed
+    calls, then the median of ``repeats`` timed ones. Written to ``<run>/profile.json``.
 
     Exports already in ``<run>/export/`` are measured if they were made from the current
     checkpoint; missing or stale ones are exported to a temporary folder for the
@@ -230,7 +236,7 @@ def profile_run(
         "pytorch": {
             "file": str(checkpoint_path),
             "bytes": checkpoint_path.stat().st_size,
-            **latency(reference, example, runs, warmup),
+            **latency(reference, example, repeats, warmup),
         }
     }
     variants = [(fmt, None) for fmt in FORMATS]
@@ -251,7 +257,7 @@ def profile_run(
                 "file": str(path) if path.parent != Path(scratch) else None,
                 "bytes": path.stat().st_size,
                 "max_abs_diff": compare(reference, exported, waves[:2])["max_abs_diff"],
-                **latency(exported, example, runs, warmup),
+                **latency(exported, example, repeats, warmup),
             }
 
     result = {
@@ -266,7 +272,7 @@ def profile_run(
         "front_end_macs": front_end_macs(reference.features, frames),
         "threads": 1,
         "warmup": warmup,
-        "runs": runs,
+        "repeats": repeats,
         "models": models,
     }
     write_json(run / PROFILE_FILE, result)
@@ -284,3 +290,23 @@ def _current_export(run: Path, fmt: str, quantize: str | None, digest: str) -> P
     except (ValueError, KeyError, TypeError):
         return None
     return path if made_from == digest else None
+
+
+def profile_table(profile: dict[str, Any]) -> str:
+    """A profile as a Markdown table: one row per model file."""
+    head = (
+        f"{profile['student']}: {profile['parameters']:,} parameters, "
+        f"{profile['macs'] / 1e6:.2f} M MACs (+ {profile['front_end_macs'] / 1e6:.2f} M front "
+        f"end) per {profile['clip_seconds']:g} s clip; median of {profile['repeats']} runs "
+        "on 1 CPU thread"
+    )
+    rows = [
+        "| model | file size (KB) | median (ms) | p90 (ms) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, measured in profile["models"].items():
+        rows.append(
+            f"| {name} | {measured['bytes'] / 1000:.0f} | {measured['median_ms']:.2f} "
+            f"| {measured['p90_ms']:.2f} |"
+        )
+    return "\n".join([head, "", *rows])

@@ -28,7 +28,7 @@ from pipeline.cache import (
     read_shard_attrs,
     read_shard_ids,
 )
-from pipeline.errors import CacheError
+from pipeline.errors import AudioError, CacheError, TkdError
 from pipeline.extraction import ExtractionSettings, ShardJob, ShardResult, extract_shard
 from pipeline.manifest import Manifest
 from pipeline.teacher import Teacher, teacher_fingerprint
@@ -70,6 +70,18 @@ def _finished(job: ShardJob, directory: Path) -> ShardResult | None:
     return ShardResult(
         ShardInfo(job.name, len(ids), file_sha256(path), path.stat().st_size), skipped
     )
+
+
+def _refuse_missing_audio(manifest: Manifest) -> None:
+    """Fail before any teacher work, not hours in, when audio files are gone."""
+    missing = [clip for clip in manifest if not manifest.audio_path(clip).is_file()]
+    if missing:
+        more = f" ({len(missing)} clips' audio is missing in all)" if len(missing) > 1 else ""
+        raise AudioError(
+            manifest.audio_path(missing[0]),
+            f"clip {missing[0].id!r}: audio file does not exist{more}; "
+            "--skip-bad leaves such clips out",
+        )
 
 
 def teacher_attention_report(cache: TeacherCache, manifest: Manifest) -> dict:
@@ -195,8 +207,14 @@ def extract_teacher(
     """Extract (or find) the teacher cache for ``data``; returns its folder and a summary."""
     started = time.time()
     settings = settings or ExtractionSettings()
+    if shard_size < 1:
+        raise TkdError(f"--shard-size must be at least 1, got {shard_size}")
+    if workers < 0:
+        raise TkdError(f"--workers must be 0 (in-process) or more, got {workers}")
     plan = plan_extraction(data, teacher, cache_root, settings)
     manifest, directory = plan.manifest, plan.directory
+    if not settings.skip_bad:
+        _refuse_missing_audio(manifest)
     directory.mkdir(parents=True, exist_ok=True)
     with cache_lock(directory):
         try:

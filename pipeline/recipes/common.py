@@ -30,7 +30,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
-from pipeline.audio import cached_audio, fit_length, mix_at_snr, save_audio
+from pipeline.audio import cached_audio, fit_length, mix_at_snr, save_audio, truncation_problem
 from pipeline.errors import AudioError, ManifestError
 from pipeline.manifest import Clip, LabelSet, Manifest
 
@@ -94,9 +94,12 @@ def probe_audio(path: Path) -> float:
         raise AudioError(path, "audio file is empty (0 bytes)")
     try:
         info = soundfile.info(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+    except (soundfile.SoundFileError, RuntimeError, TypeError, ValueError, OSError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "unknown error"
         raise AudioError(path, f"cannot be decoded as audio ({message})") from None
+    truncated = truncation_problem(info.extra_info)
+    if truncated:
+        raise AudioError(path, truncated)
     if info.frames <= 0:
         raise AudioError(path, "holds no samples")
     return info.frames / info.samplerate
