@@ -504,7 +504,10 @@ def run_command(
     from stages.run import run_sweep
 
     modes = _names(kd_modes, KD_NAMES)
-    template = _training_options(STUDENT_NAMES[0], "none", 0, **values)
+    sources = values.pop("teacher_attention").split(",")
+    template = _training_options(
+        STUDENT_NAMES[0], "none", 0, teacher_attention=sources[0], **values
+    )
     extraction = ExtractionSettings(
         resolution=resolution, device=str(resolve_device(values["device"]))
     )
@@ -521,7 +524,7 @@ def run_command(
         extraction,
         jobs,
         scheduler,
-        teacher_attention=values["teacher_attention"].split(","),
+        teacher_attention=sources,
     )
     if summary["cache_reused"]:
         click.echo(f"reused the teacher cache {summary['cache']}", err=True)

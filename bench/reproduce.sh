@@ -21,8 +21,8 @@ if [ "$PROTOCOL" = gpu ]; then
   STUDENTS=lstm-p,tc-resnet8,crnn,att-rnn,mhatt-rnn; WEIGHTS=0.1,0.25,0.5; SEEDS=3
   EPOCHS=40; JOBS=4; DEVICE=cuda; MULTI=1
 else
-  LENGTHS="2"; TEACHER=bench/whisper-cpu.json; TEACHER_EPOCHS=25; TEACHER_BATCH=32; TEACHER_LR=1e-3
-  STUDENTS=att-rnn,tc-resnet8; WEIGHTS=0.25,0.5; SEEDS=3
+  LENGTHS="2"; TEACHER=whisper-tiny; TEACHER_EPOCHS=50; TEACHER_BATCH=32; TEACHER_LR=1e-3
+  STUDENTS=att-rnn,tc-resnet8; WEIGHTS=0.5; SEEDS=3
   EPOCHS=20; JOBS=1; DEVICE=cpu; MULTI=0
 fi
 

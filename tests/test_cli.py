@@ -1,0 +1,91 @@
+from click.testing import CliRunner
+
+from cli import main
+
+COMMANDS = [
+    "data",
+    "finetune-teacher",
+    "extract-teacher",
+    "cache",
+    "train-student",
+    "evaluate",
+    "plot-attention",
+    "run",
+    "demo",
+    "export",
+    "profile",
+]
+
+
+def test_help_lists_every_command_with_a_description():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert f"  {command} " in result.output
+
+
+def test_every_command_shows_its_defaults():
+    runner = CliRunner()
+    for command in ["extract-teacher", "train-student", "run", "finetune-teacher"]:
+        result = runner.invoke(main, [command, "--help"])
+        assert result.exit_code == 0 and "[default:" in result.output
+    for group, command in [("data", "synth"), ("data", "noisy-digits"), ("cache", "verify")]:
+        assert runner.invoke(main, [group, command, "--help"]).exit_code == 0
+
+
+def test_data_synth_then_train_student_from_the_command_line(tmp_path):
+    runner = CliRunner()
+    data = tmp_path / "data"
+    made = runner.invoke(
+        main,
+        [
+            "data",
+            "synth",
+            "--out",
+            str(data),
+            "--classes",
+            "2",
+            "--length",
+            "1",
+            "--per-class",
+            "4,2,2",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    assert made.output.strip().splitlines()[-1] == str(data)
+    trained = runner.invoke(
+        main,
+        [
+            "train-student",
+            "--data",
+            str(data),
+            "--student",
+            "tc-resnet8",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_tkd_errors_are_one_line_without_traceback(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "train-student",
+            "--data",
+            str(tmp_path),
+            "--student",
+            "att-rnn",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
