@@ -5,7 +5,6 @@ import pytest
 from pipeline.errors import ManifestError
 from pipeline.manifest import Clip, LabelSet, Manifest
 
-
 LABELS = LabelSet(("yes", "no"))
 
 
