@@ -36,6 +36,7 @@ class SynthConfig:
     """Everything that determines the generated data (recorded in each clip's ``mix``)."""
 
     num_classes: int = 6
+    patterns: tuple[str, ...] = ()  # which patterns are the classes; default: the first K
     length: float = 2.0
     sample_rate: int = 16_000
     snr_db: tuple[float, float] = (-3.0, 6.0)
@@ -45,8 +46,17 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(PATTERNS):
             raise ValueError(f"num_classes must be 2..{len(PATTERNS)}, got {self.num_classes}")
+        unknown = [p for p in self.patterns if p not in PATTERNS]
+        if unknown or (self.patterns and len(self.patterns) != self.num_classes):
+            raise ValueError(
+                f"patterns must be {self.num_classes} of {', '.join(PATTERNS)}; got {self.patterns}"
+            )
         if self.length <= self.event_seconds[1]:
             raise ValueError(f"length {self.length}s must exceed the longest event")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.patterns) or PATTERNS[: self.num_classes]
 
 
 def synth_event(pattern: str, seconds: float, rng: np.random.Generator, rate: int) -> np.ndarray:
@@ -104,7 +114,7 @@ def synth_clip(
     """A fresh clip of one class: (waveform, (onset_s, offset_s), how it was mixed)."""
     rate = config.sample_rate
     seconds = rng.uniform(*config.event_seconds)
-    event = synth_event(PATTERNS[class_index], seconds, rng, rate)
+    event = synth_event(config.classes[class_index], seconds, rng, rate)
     total = int(config.length * rate)
     offset = int(rng.integers(0, total - len(event)))
     snr = float(rng.uniform(*config.snr_db))
@@ -127,9 +137,8 @@ def remix_synth(
 ) -> tuple[torch.Tensor, list[tuple[float, float]]]:
     """Draw a new instance of the clip's class (new event, offset, noise and SNR)."""
     settings = dict(clip.mix["config"])
-    settings.update(
-        snr_db=tuple(settings["snr_db"]), event_seconds=tuple(settings["event_seconds"])
-    )
+    for name in ("snr_db", "event_seconds", "patterns"):  # JSON turned the tuples into lists
+        settings[name] = tuple(settings.get(name, ()))
     config = SynthConfig(**settings)
     wave, span, _ = synth_clip(clip.mix["class"], rng, config)
     return resample(wave, config.sample_rate, sample_rate), [span]
@@ -144,12 +153,18 @@ def prepare_synth(
 
     ``clips_per_class`` is the (train, valid, test) count for every class.
     """
+    counts = tuple(clips_per_class)
+    if len(counts) != 3 or min(counts) < 0 or min(counts[:2]) < 1:
+        raise ValueError(
+            f"clips_per_class must be (train, valid, test) counts with train and valid at "
+            f"least 1, got {counts}"
+        )
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    names = PATTERNS[: config.num_classes]
+    names = config.classes
     jobs = [
         (split, class_index, number)
-        for split, count in zip(("train", "valid", "test"), clips_per_class)
+        for split, count in zip(("train", "valid", "test"), counts, strict=True)
         for class_index in range(config.num_classes)
         for number in range(count)
     ]
