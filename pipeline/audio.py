@@ -127,9 +127,13 @@ def mix_at_snr(
     return mixed / peak * 0.95 if peak > 0.95 else mixed
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=4096)
 def cached_audio(path: str, sample_rate: int) -> torch.Tensor:
-    """Memoised :func:`load_audio` for sources re-read many times (noise beds, remixing)."""
+    """Memoised :func:`load_audio` for sources re-read many times (noise beds, remixing).
+
+    Sized to hold every source of a keyword-spotting set (4,096 one-second clips are about
+    260 MB), so re-mixing at every step does not decode and resample the same files again.
+    """
     return load_audio(path, sample_rate)
 
 

@@ -171,7 +171,7 @@ class CacheIndex:
             )
         try:
             return cls.from_json(raw)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:  # int(inf): Overflow
             raise CacheError(path, f"malformed ({error})") from None
 
 

@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.cache import TeacherCache, parse_attention_source
-from pipeline.checkpoint import BEST, StudentCheckpoint, load_distillation_model
-from pipeline.errors import TkdError
+from pipeline.checkpoint import BEST, StudentCheckpoint, _save_atomic, load_distillation_model
+from pipeline.errors import CheckpointError, ManifestError, TkdError
 from pipeline.evaluation import evaluate_student
 from pipeline.features import FeatureConfig
 from pipeline.losses import KD_MODES, DistillationLoss
-from pipeline.manifest import Manifest
+from pipeline.manifest import MANIFEST_FILE, Manifest
 from pipeline.student_data import FeatureBank, StudentDataset, clip_samples
 from pipeline.students import DistillationModel, build_student, count_macs, count_parameters
 from pipeline.training import History, ModelSelection, resolve_device, set_seed, write_json
@@ -61,6 +61,19 @@ class StudentTrainingOptions:
             parse_attention_source(self.teacher_attention)
         except ValueError as error:
             raise TkdError(f"--teacher-attention: {error}") from None
+        for name, value, valid, rule in (
+            ("epochs", self.epochs, self.epochs >= 1, "at least 1"),
+            ("batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("lr", self.lr, self.lr > 0, "positive"),
+            ("weight-decay", self.weight_decay, self.weight_decay >= 0, "0 or more"),
+            ("kd-weight", self.kd_weight, self.kd_weight >= 0, "0 or more"),
+            ("logit-weight", self.logit_weight, 0 <= self.logit_weight <= 1, "in [0, 1]"),
+            ("temperature", self.temperature, self.temperature > 0, "positive"),
+            ("workers", self.workers, self.workers >= 0, "0 or more"),
+            ("patience", self.patience, self.patience is None or self.patience >= 1, "1 or more"),
+        ):
+            if not valid:
+                raise TkdError(f"--{name} must be {rule}, got {value}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,8 +85,48 @@ def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTr
     if cache is None:
         raise TkdError(f"--kd {options.kd} needs --cache (a teacher cache from extract-teacher)")
     teacher = TeacherCache(cache)
-    teacher.check_matches(manifest.ids, list(manifest.labels.names))
+    teacher.check_matches(
+        manifest.ids, list(manifest.labels.names), data_fingerprint=manifest.fingerprint()
+    )
     return teacher
+
+
+# Options that change how a run computes, not what it computes: a run may resume with others.
+_HOW = ("device", "workers")
+
+
+def _run_settings(
+    manifest: Manifest, teacher: TeacherCache | None, options: StudentTrainingOptions
+) -> dict[str, Any]:
+    """What a run's results depend on, as JSON: resuming or reusing a run made with other
+    settings would silently mix two experiments."""
+    settings = {k: v for k, v in options.to_json().items() if k not in _HOW}
+    settings["data_fingerprint"] = manifest.fingerprint()
+    settings["cache_key"] = teacher.index.key if teacher is not None else None
+    return json.loads(json.dumps(settings))
+
+
+def _refuse_other_run(out: Path, settings: dict[str, Any]) -> None:
+    """A run folder holding a run (finished or not) made with other settings is refused."""
+    config = out / "config.json"
+    if not config.is_file():
+        return
+    try:
+        stored = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(
+            config, f"unreadable ({error}); delete the run to start over"
+        ) from None
+    if not isinstance(stored, dict) or "data_fingerprint" not in stored:
+        return  # written before runs recorded their settings
+    differ = [key for key, value in settings.items() if stored.get(key) != value]
+    if differ:
+        named = {"data_fingerprint": "dataset", "cache_key": "teacher cache"}
+        raise TkdError(
+            f"{out}: holds a run made with another "
+            f"{', '.join(named.get(key, '--' + key.replace('_', '-')) for key in differ)}; "
+            "use another --out, or delete it to start over"
+        )
 
 
 def _loader(dataset: StudentDataset, options: StudentTrainingOptions) -> DataLoader:
@@ -98,14 +151,19 @@ def train_student(
     """Train (or resume, or find finished) one student run; returns its metrics."""
     options = options or StudentTrainingOptions()
     out = Path(out)
-    finished = out / "metrics.json"
-    if finished.is_file() and (out / BEST).is_file():
-        return json.loads(finished.read_text())
     manifest = Manifest.load(data)
     for split in ("train", "valid"):
         if not manifest.split(split):
-            raise TkdError(f"{manifest.root}: the {split!r} split is empty")
+            raise ManifestError(
+                manifest.root / MANIFEST_FILE,
+                f"the {split!r} split is empty (a student run needs train and valid clips)",
+            )
     teacher = _open_cache(cache, manifest, options)
+    settings = _run_settings(manifest, teacher, options)
+    _refuse_other_run(out, settings)
+    finished = out / "metrics.json"
+    if finished.is_file() and (out / BEST).is_file():
+        return json.loads(finished.read_text())
     set_seed(options.seed)
     device = resolve_device(options.device)
     multi_label = manifest.labels.multi_label
@@ -143,11 +201,22 @@ def train_student(
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         out / "config.json",
-        {"data": str(manifest.root), "cache": str(cache) if cache else None, **options.to_json()},
+        {
+            "data": str(manifest.root),
+            "cache": str(cache) if cache else None,
+            **options.to_json(),
+            **settings,
+        },
     )
     start_epoch, train_seconds, train_steps = 0, 0.0, 0
     if (out / LAST).is_file():
-        state = torch.load(out / LAST, weights_only=False)
+        try:
+            state = torch.load(out / LAST, weights_only=False)
+        except Exception as error:  # torch raises many types for damaged files
+            raise CheckpointError(
+                out / LAST,
+                f"unreadable ({type(error).__name__}); delete it to restart the run from scratch",
+            ) from None
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -197,6 +266,11 @@ def train_student(
             bar.set_postfix(loss=f"{terms.total.item():.3f}")
         train_seconds += time.time() - tick
         train_steps += len(train_loader)
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise TkdError(
+                f"{out}: weights became non-finite in epoch {epoch + 1}; stopped before writing "
+                "a checkpoint (try a lower --lr or --kd-weight)"
+            )
         valid = evaluate_student(model, valid_set, multi_label, device)
         record = {"epoch": epoch, "valid_" + valid["metric"]: valid["value"]}
         for name in losses[0]:
@@ -206,7 +280,7 @@ def train_student(
         history.append(record)
         if selection.update(epoch, valid["value"]):
             checkpoint.save(out / BEST, model.student, model.auxiliary)
-        torch.save(
+        _save_atomic(  # a kill mid-write must not leave half a resume point
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
