@@ -15,7 +15,44 @@ import click
 from pipeline.errors import TkdError
 
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
-DEVICE = click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+
+
+def _device(_ctx, _param, value: str) -> str:
+    """Refuse an unusable device before anything is written."""
+    from pipeline.training import resolve_device
+
+    try:
+        resolve_device(value)
+    except TkdError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+def _float_list(_ctx, param, value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from None
+
+
+def _int_list(_ctx, param, value: str) -> tuple[int, ...] | None:
+    if value == "all":
+        return None
+    try:
+        numbers = tuple(int(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not 'all' or comma-separated integers") from None
+    if min(numbers) < 0:
+        raise click.BadParameter(f"{value!r}: numbers must not be negative")
+    return numbers
+
+
+DEVICE = click.option(
+    "--device", default="auto", callback=_device, help="auto, cpu, cuda or cuda:N."
+)
+POSITIVE = click.IntRange(min=1)
 SEED = click.option("--seed", default=0, type=int, help="Random seed.")
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -32,10 +69,6 @@ class TkdGroup(click.Group):
 
 def _print_json(data: dict) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
 
 
 @click.group(cls=TkdGroup, context_settings=CONTEXT)
@@ -65,23 +98,36 @@ STRICT = click.option(
     "--strict", is_flag=True, help="Refuse (write nothing) if any audio file is bad."
 )
 JOBS = click.option("-j", "--num-jobs", default=1, type=int, help="Parallel processes.")
-SNR = click.option(
-    "--snr", default=None, help="SNR range in dB as MIN,MAX (default: the recipe's)."
-)
 
 
-def _snr(text: str | None) -> dict:
-    if text is None:
+def _snr_range(ctx, param, value: str | None) -> dict:
+    """``--snr MIN,MAX`` as the recipes' keyword (empty: the recipe's default)."""
+    numbers = _float_list(ctx, param, value)
+    if numbers is None:
         return {}
-    low, high = _floats(text)
-    return {"snr_db": (low, high)}
+    if len(numbers) != 2 or numbers[0] > numbers[1]:
+        raise click.BadParameter(f"{value!r}: give MIN,MAX in dB with MIN <= MAX")
+    return {"snr_db": tuple(numbers)}
+
+
+SNR = click.option(
+    "--snr",
+    default=None,
+    callback=_snr_range,
+    help="SNR range in dB as MIN,MAX (default: the recipe's).",
+)
 
 
 @data.command("synth", context_settings=CONTEXT)
 @OUT
-@click.option("--classes", default=6, type=int, help="Number of event classes (2-8).")
-@click.option("--length", default=2.0, type=float, help="Clip length in seconds.")
-@click.option("--per-class", default="60,15,15", help="Clips per class in train,valid,test.")
+@click.option("--classes", default=6, type=click.IntRange(2, 8), help="Number of event classes.")
+@click.option("--length", default=2.0, type=click.FloatRange(min=0, min_open=True), help="Seconds.")
+@click.option(
+    "--per-class",
+    default="60,15,15",
+    callback=_int_list,
+    help="Clips per class in train,valid,test.",
+)
 @SNR
 @SEED
 def data_synth(
@@ -91,9 +137,10 @@ def data_synth(
     from pipeline.recipes.synth import SynthConfig
     from stages.prepare_data import prepare_dataset
 
-    config = SynthConfig(num_classes=classes, length=length, seed=seed, **_snr(snr))
-    counts = tuple(int(x) for x in per_class.split(","))
-    _prepared(prepare_dataset("synth", out=out, config=config, clips_per_class=counts))
+    config = SynthConfig(num_classes=classes, length=length, seed=seed, **snr)
+    if per_class is None or len(per_class) != 3 or min(per_class[:2]) < 1:
+        raise click.BadParameter("give TRAIN,VALID,TEST counts (train and valid at least 1)")
+    _prepared(prepare_dataset("synth", out=out, config=config, clips_per_class=per_class))
 
 
 @data.command("noisy-digits", context_settings=CONTEXT)
@@ -105,7 +152,7 @@ def data_synth(
 @OUT
 @SNR
 @click.option("--multi-label", is_flag=True, help="1 to --max-events digits per clip.")
-@click.option("--max-events", default=3, type=int)
+@click.option("--max-events", default=3, type=POSITIVE)
 @click.option("--speakers", default=None, help="Comma-separated FSDD speakers (default: all).")
 @STRICT
 @JOBS
@@ -129,7 +176,7 @@ def data_noisy_digits(
             strict=strict,
             num_jobs=num_jobs,
             speakers=speakers.split(",") if speakers else None,
-            **_snr(snr),
+            **snr,
         )
     )
 
@@ -149,6 +196,9 @@ def data_speech_commands(root, out, noise, length, snr, strict, num_jobs, seed):
     """Speech Commands (optionally its noisy, longer variant)."""
     from stages.prepare_data import prepare_dataset
 
+    if (noise is None) != (length is None):
+        raise click.UsageError("the noisy variant needs both --noise and --length")
+
     _prepared(
         prepare_dataset(
             "speech-commands",
@@ -159,7 +209,7 @@ def data_speech_commands(root, out, noise, length, snr, strict, num_jobs, seed):
             seed=seed,
             strict=strict,
             num_jobs=num_jobs,
-            **_snr(snr),
+            **snr,
         )
     )
 
@@ -178,8 +228,8 @@ def data_fsd50k(root, out, strict):
 @data.command("esc50", context_settings=CONTEXT)
 @click.option("--root", required=True, type=EXISTING_DIR, help="ESC-50 folder (meta/esc50.csv).")
 @OUT
-@click.option("--test-fold", default=5, type=int)
-@click.option("--valid-fold", default=4, type=int)
+@click.option("--test-fold", default=5, type=click.IntRange(1, 5))
+@click.option("--valid-fold", default=4, type=click.IntRange(1, 5))
 @STRICT
 def data_esc50(root, out, test_fold, valid_fold, strict):
     """ESC-50, folds as splits."""
@@ -195,8 +245,8 @@ def data_esc50(root, out, test_fold, valid_fold, strict):
 @data.command("folder", context_settings=CONTEXT)
 @click.option("--root", required=True, type=EXISTING_DIR, help="One subfolder per class.")
 @OUT
-@click.option("--valid-fraction", default=0.1, type=float)
-@click.option("--test-fraction", default=0.1, type=float)
+@click.option("--valid-fraction", default=0.1, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--test-fraction", default=0.1, type=click.FloatRange(0, 1, max_open=True))
 @STRICT
 @SEED
 def data_folder(root, out, valid_fraction, test_fraction, strict, seed):
@@ -231,9 +281,9 @@ def data_folder(root, out, valid_fraction, test_fraction, strict, seed):
 @click.option(
     "--init", default=None, type=EXISTING_DIR, help="From a local Hugging Face checkpoint folder."
 )
-@click.option("--epochs", default=20, type=int)
-@click.option("--steps", default=None, type=int, help="Total steps (overrides --epochs).")
-@click.option("--batch-size", default=16, type=int)
+@click.option("--epochs", default=20, type=POSITIVE)
+@click.option("--steps", default=None, type=POSITIVE, help="Total steps (overrides --epochs).")
+@click.option("--batch-size", default=16, type=POSITIVE)
 @click.option("--lr", default=3e-4, type=float)
 @click.option("--remix/--no-remix", default=False, help="Re-mix generated clips at every step.")
 @click.option("--patience", default=5, type=int, help="Early stopping on valid (0: off).")
@@ -262,10 +312,6 @@ def finetune_teacher_command(
     click.echo(out)
 
 
-def _layers(text: str) -> tuple[int, ...] | None:
-    return None if text == "all" else tuple(int(x) for x in text.split(","))
-
-
 @main.command("extract-teacher", context_settings=CONTEXT)
 @click.option("--data", required=True, type=EXISTING_DIR, help="Prepared dataset folder.")
 @click.option("--teacher", required=True, type=EXISTING_DIR, help="Fine-tuned teacher folder.")
@@ -273,7 +319,9 @@ def _layers(text: str) -> tuple[int, ...] | None:
     "--cache", "cache_root", default="cache", type=click.Path(path_type=Path), help="Cache root."
 )
 @click.option("--resolution", default=100, type=int, help="Time bins per stored vector.")
-@click.option("--layers", default="all", help="'all' or comma-separated 1-based layers to store.")
+@click.option(
+    "--layers", default="all", callback=_int_list, help="'all' or comma-separated 1-based layers."
+)
 @click.option("--shard-size", default=256, type=int, help="Clips per HDF5 shard.")
 @click.option("--batch-size", default=8, type=int)
 @click.option("--workers", default=0, type=int, help="Start a local dask cluster of N workers.")
@@ -312,7 +360,7 @@ def extract_teacher_command(
         raise click.UsageError("give --workers or --scheduler, not both")
     settings = ExtractionSettings(
         resolution=resolution,
-        layers=_layers(layers),
+        layers=layers,
         store_maps=store_maps,
         batch_size=batch_size,
         device=str(resolve_device(device)),
@@ -471,15 +519,18 @@ def _names(text: str, choices: list[str]) -> list[str]:
 @click.option("--students", default="all", help="Comma-separated students, or 'all'.")
 @click.option("--kd", "kd_modes", default="none,attention", help="Comma-separated KD modes.")
 @click.option(
-    "--kd-weights", default="0.1,0.25,0.5", help="lambdas to sweep (chosen per student on valid)."
+    "--kd-weights",
+    default="0.1,0.25,0.5",
+    callback=_float_list,
+    help="lambdas to sweep (chosen per student on valid).",
 )
-@click.option("--seeds", default=3, type=int, help="Seeds per setting.")
+@click.option("--seeds", default=3, type=POSITIVE, help="Seeds per setting.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Runs folder.")
 @click.option(
     "--cache", "cache_root", default="cache", type=click.Path(path_type=Path), help="Cache root."
 )
 @click.option("--resolution", default=100, type=int, help="Teacher time bins.")
-@click.option("--jobs", default=1, type=int, help="Student runs in parallel (local processes).")
+@click.option("--jobs", default=1, type=POSITIVE, help="Student runs in parallel (processes).")
 @click.option(
     "--scheduler", default=None, help="dask.distributed scheduler for extraction and runs."
 )
@@ -517,7 +568,7 @@ def run_command(
         out,
         _names(students, STUDENT_NAMES),
         modes,
-        _floats(kd_weights),
+        kd_weights,
         seeds,
         template,
         cache_root,
@@ -537,7 +588,7 @@ def run_command(
     "--out", default="demo", type=click.Path(path_type=Path), help="Folder for everything."
 )
 @click.option("--data", default=None, type=EXISTING_DIR, help="Use this prepared dataset instead.")
-@click.option("--seeds", default=1, type=int)
+@click.option("--seeds", default=1, type=POSITIVE)
 @DEVICE
 def demo_command(out, data, seeds, device):
     """End to end on the embedded synthetic data (a few minutes on a 2-core CPU)."""

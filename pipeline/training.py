@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.errors import TkdError
 from pipeline.manifest import Clip, Manifest
 
 
@@ -26,9 +27,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TkdError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA GPU is visible")
+        raise TkdError(f"--device {name} was asked for but no CUDA GPU is visible")
     return device
 
 

@@ -41,6 +41,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run (or resume) the demo under ``out``; every finished step is reused on a rerun."""
     started = time.time()
+    device = resolve_device(settings.device)  # refuse a bad device before writing anything
     out = Path(out)
     if data is None:
         data = out / "data"
@@ -75,7 +76,7 @@ def run_demo(
             device=settings.device,
         ),
         cache_root=out / "cache",
-        extraction=ExtractionSettings(device=str(resolve_device(settings.device))),
+        extraction=ExtractionSettings(device=str(device)),
         teacher_attention=list(settings.teacher_attention),
     )
     return {

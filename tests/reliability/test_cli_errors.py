@@ -81,7 +81,7 @@ CASES = {
 
 # Bad values that still end in a traceback (ValueError/RuntimeError from the functions the
 # CLI calls): they need the CLI change described in the reliability report.
-NEEDS_CLI_CHANGE = {
+VALUE_CASES = {
     "data synth --classes 1": ["data", "synth", "--out", "out", "--classes", "1"],
     "data synth --per-class 1,2": ["data", "synth", "--out", "out", "--per-class", "1,2"],
     "data synth --snr 5": ["data", "synth", "--out", "out", "--snr", "5"],
@@ -139,17 +139,11 @@ def test_bad_flags_exit_nonzero_with_one_error_line_and_write_nothing(
     assert sorted(p.name for p in synth_data.iterdir()) == before
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="needs the CLI change"))
-        for name in NEEDS_CLI_CHANGE
-    ],
-)
-def test_bad_values_still_needing_a_cli_change(
+@pytest.mark.parametrize("case", VALUE_CASES)
+def test_bad_values_are_refused_before_anything_is_written(
     case, synth_data, tiny_teacher, tmp_path, monkeypatch
 ):
-    result = _invoke(NEEDS_CLI_CHANGE[case], synth_data, tiny_teacher, tmp_path, monkeypatch)
+    result = _invoke(VALUE_CASES[case], synth_data, tiny_teacher, tmp_path, monkeypatch)
     _assert_refused_cleanly(result, tmp_path)
 
 
