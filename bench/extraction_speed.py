@@ -10,6 +10,7 @@ Random weights are fine for speed. Writes bench/results/extraction-<preset>-<dev
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import time
@@ -39,16 +40,18 @@ def measure(preset: str, seconds: float, batch: int, device: torch.device, repea
     labels = LabelSet(tuple(str(i) for i in range(10)))
     torch.manual_seed(0)
     model, extractor = build_teacher(preset, labels, seconds)
-    bare = AutoModelForAudioClassification.from_config(model.config, attn_implementation="sdpa")
+    config = copy.deepcopy(model.config)  # a shared config would switch the teacher to SDPA too
+    bare = AutoModelForAudioClassification.from_config(config, attn_implementation="sdpa")
     bare.load_state_dict(model.state_dict())
     teacher = Teacher(model, extractor, str(device))
     bare = bare.to(device).eval()
     waves = [torch.randn(int(seconds * 16000)) for _ in range(batch)]
-    inputs, frames = teacher.prepare(waves)
+    frames = teacher.prepare(waves)[1]
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     @torch.no_grad()
-    def forward() -> None:
+    def forward() -> None:  # the same input processing, then logits only
+        inputs, _ = teacher.prepare(waves)
         with torch.autocast(**autocast):
             bare(**inputs)
 
