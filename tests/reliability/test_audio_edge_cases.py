@@ -28,16 +28,6 @@ from stages.train_student import StudentTrainingOptions, train_student
 from tests.reliability.helpers import RATE, tone, write_dataset, write_wav
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's cores may be shared, and two threads on a busy
-    core make each small step hundreds of times slower (children use one too)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _wav_bytes(seconds: float = 1.0) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, tone(seconds), RATE, format="WAV", subtype="PCM_16")

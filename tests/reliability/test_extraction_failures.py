@@ -15,7 +15,6 @@ from pathlib import Path
 
 import h5py
 import pytest
-import torch
 from click.testing import CliRunner
 
 from cli import main
@@ -34,16 +33,6 @@ from tests.reliability.helpers import assert_same_records, finish, python
 
 SETTINGS = ExtractionSettings(resolution=40, batch_size=8)  # the teacher_cache fixture's
 SHARD = 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's cores may be shared, and two threads on a busy
-    core make each small step hundreds of times slower (children use one too)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 CHILD = """

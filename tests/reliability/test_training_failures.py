@@ -26,16 +26,6 @@ QUICK = StudentTrainingOptions(
 BATCHES_PER_EPOCH = 5  # 40 training clips of the synth_data fixture, 8 a batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's cores may be shared, and two threads on a busy
-    core make each small step hundreds of times slower (children use one too)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def coarse_cache(tmp_path_factory, teacher_cache) -> Path:
     """teacher_cache at 20 bins instead of 40 (same clips, another extraction setting)."""
