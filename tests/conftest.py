@@ -61,41 +61,21 @@ def teacher_cache(tmp_path_factory, synth_data, tiny_teacher) -> Path:
 def oracle_cache(tmp_path_factory, synth_data, teacher_cache) -> Path:
     """The tiny teacher's cache with its attention replaced by a teacher that attends
     exactly to each clip's event: a known temporal target to test transfer against."""
-    import shutil
-
     import numpy as np
 
-    from pipeline.cache import (
-        CacheIndex,
-        TeacherCache,
-        read_shard_attrs,
-        read_shard_ids,
-        write_shard,
-    )
     from pipeline.manifest import Manifest
     from pipeline.temporal import event_mask
+    from tests.builders import rewrite_cache
 
     manifest = Manifest.load(synth_data)
+
+    def on_the_event(source, ids):
+        vectors = []
+        for clip_id in ids:
+            clip = manifest[clip_id]
+            mask = event_mask(source.resolution, clip.duration, clip.events).numpy()
+            vectors.append(np.repeat((mask / mask.sum())[None], source.num_layers, 0))
+        return np.stack(vectors), np.stack(vectors)
+
     out = tmp_path_factory.mktemp("oracle") / teacher_cache.name
-    shutil.copytree(teacher_cache, out)
-    index = CacheIndex.load(out)
-    with TeacherCache(teacher_cache) as source:
-        for position, info in enumerate(index.shards):
-            path = out / info.name
-            ids = read_shard_ids(path)
-            vectors = []
-            for clip_id in ids:
-                clip = manifest[clip_id]
-                mask = (
-                    event_mask(source.resolution, clip.duration, clip.events)
-                    .numpy()
-                    .astype(np.float32)
-                )
-                vectors.append(np.repeat((mask / mask.sum())[None], source.num_layers, 0))
-            vectors = np.stack(vectors)
-            logits = np.stack([source.logits(i) for i in ids])
-            index.shards[position] = write_shard(
-                path, ids, vectors, vectors, logits, None, read_shard_attrs(path)
-            )
-    index.save(out)
-    return out
+    return rewrite_cache(teacher_cache, out, on_the_event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import numpy as np
 import soundfile
 
 from pipeline.cache import TeacherCache
+from tests.builders import copy_dataset, manifest_lines, write_dataset  # noqa: F401 (re-export)
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 16_000
@@ -26,30 +26,6 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE, subtype: str = 
 def tone(seconds: float, rate: int = RATE, freq: float = 440.0) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def write_dataset(root: Path, clips: list[dict], classes: list[str]) -> Path:
-    """A prepared dataset folder from manifest lines (``id, audio, labels, split, duration``)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "labels.json").write_text(json.dumps({"classes": classes, "multi_label": False}))
-    (root / "manifest.jsonl").write_text("".join(json.dumps(clip) + "\n" for clip in clips))
-    return root
-
-
-def manifest_lines(data: Path) -> list[dict]:
-    """A dataset's manifest lines with audio paths made absolute, to re-use its audio."""
-    lines = [json.loads(x) for x in (data / "manifest.jsonl").read_text().splitlines()]
-    for line in lines:
-        line["audio"] = str(data / line["audio"])
-    return lines
-
-
-def copy_dataset(data: Path, root: Path, lines: list[dict] | None = None, classes=None) -> Path:
-    """Another dataset folder over ``data``'s audio (not copied), optionally edited."""
-    labels = json.loads((data / "labels.json").read_text())
-    return write_dataset(
-        root, manifest_lines(data) if lines is None else lines, classes or labels["classes"]
-    )
 
 
 def records(directory: Path) -> dict[str, tuple[np.ndarray, ...]]:

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cache import CacheIndex, TeacherCache, read_shard_attrs, read_shard_ids, write_shard
+from pipeline.cache import TeacherCache
 from pipeline.errors import CacheError, TkdError
 from pipeline.manifest import Manifest
 from stages.train_student import StudentTrainingOptions, train_student
-from tests.reliability.helpers import copy_dataset, finish, manifest_lines, python
+from tests.builders import copy_dataset, manifest_lines, rewrite_cache
+from tests.reliability.helpers import finish, python
 
 QUICK = StudentTrainingOptions(
     student="tc-resnet8", kd="attention", epochs=3, batch_size=8, lr=3e-3, device="cpu"
@@ -29,23 +30,15 @@ BATCHES_PER_EPOCH = 5  # 40 training clips of the synth_data fixture, 8 a batch
 @pytest.fixture(scope="module")
 def coarse_cache(tmp_path_factory, teacher_cache) -> Path:
     """teacher_cache at 20 bins instead of 40 (same clips, another extraction setting)."""
+
+    def halved(source, ids):
+        pairs = [[source.record(i).rollout, source.record(i).attention] for i in ids]
+        return tuple(
+            np.stack([p[k] for p in pairs]).reshape(len(ids), -1, 20, 2).sum(-1) for k in (0, 1)
+        )
+
     out = tmp_path_factory.mktemp("coarse") / "c0a25e20c0a25e20"
-    shutil.copytree(teacher_cache, out)
-    index = CacheIndex.load(out)
-    with TeacherCache(teacher_cache) as source:
-        for position, info in enumerate(index.shards):
-            path = out / info.name
-            ids = read_shard_ids(path)
-            pairs = [[source.record(i).rollout, source.record(i).attention] for i in ids]
-            rollout, attention = (
-                np.stack([p[k] for p in pairs]).reshape(len(ids), -1, 20, 2).sum(-1) for k in (0, 1)
-            )
-            logits = np.stack([source.logits(i) for i in ids])
-            attrs = {**read_shard_attrs(path), "resolution": 20}
-            index.shards[position] = write_shard(path, ids, rollout, attention, logits, None, attrs)
-    index.key, index.settings = out.name, {**index.settings, "resolution": 20}
-    index.save(out)
-    return out
+    return rewrite_cache(teacher_cache, out, halved, {"resolution": 20})
 
 
 def test_cache_of_another_class_list_is_refused(synth_data, teacher_cache, tmp_path):

@@ -5,6 +5,7 @@ import pytest
 from pipeline.errors import CheckpointError, TkdError
 from stages.evaluate import evaluate_run, plot_attention
 from stages.train_student import StudentTrainingOptions, train_student
+from tests.builders import copy_dataset
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +27,8 @@ def test_evaluate_remeasures_the_best_checkpoint(run):
 
 
 def test_evaluate_refuses_other_classes_and_non_runs(run, synth_data, tmp_path):
-    other = tmp_path / "data"
-    other.mkdir()
-    labels = json.loads((synth_data / "labels.json").read_text())
-    labels["classes"] = labels["classes"][::-1]
-    (other / "labels.json").write_text(json.dumps(labels))
-    lines = [json.loads(x) for x in (synth_data / "manifest.jsonl").read_text().splitlines()]
-    for line in lines:
-        line["audio"] = str(synth_data / line["audio"])
-    (other / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    classes = json.loads((synth_data / "labels.json").read_text())["classes"]
+    other = copy_dataset(synth_data, tmp_path / "data", classes=classes[::-1])
     with pytest.raises(TkdError, match="differ from the run"):
         evaluate_run(run, data=other)
     with pytest.raises(CheckpointError, match="not a finished student run"):

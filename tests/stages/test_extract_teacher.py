@@ -15,6 +15,7 @@ from pipeline.errors import AudioError
 from pipeline.extraction import ExtractionSettings
 from pipeline.manifest import Manifest
 from stages.extract_teacher import extract_teacher, plan_extraction
+from tests.builders import copy_dataset, manifest_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,16 +92,8 @@ def test_key_changes_with_teacher_data_and_settings_only(synth_data, tiny_teache
     config["dropout"] = 0.5
     (copied / "config.json").write_text(json.dumps(config))
     assert key(teacher=copied) != base
-    data = tmp_path / "data"
-    data.mkdir()
-    lines = (synth_data / "manifest.jsonl").read_text().splitlines()
-    (data / "labels.json").write_text((synth_data / "labels.json").read_text())
-    absolute = [
-        json.dumps({**json.loads(x), "audio": str(synth_data / json.loads(x)["audio"])})
-        for x in lines
-    ]
-    (data / "manifest.jsonl").write_text("\n".join(absolute[:-1]) + "\n")
-    assert key(data=data) != base
+    one_clip_fewer = copy_dataset(synth_data, tmp_path / "data", manifest_lines(synth_data)[:-1])
+    assert key(data=one_clip_fewer) != base
 
 
 def test_kill_during_extraction_then_resume_equals_uninterrupted_run(
@@ -148,17 +141,11 @@ def test_dask_workers_produce_the_same_records(extracted, synth_data, tiny_teach
 
 
 def _with_broken_clip(synth_data: Path, tmp_path: Path) -> tuple[Path, str]:
-    data = tmp_path / "data"
-    data.mkdir()
-    lines = [json.loads(x) for x in (synth_data / "manifest.jsonl").read_text().splitlines()]
-    for line in lines:
-        line["audio"] = str(synth_data / line["audio"])
+    lines = manifest_lines(synth_data)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00not really a wav file")
     lines[5]["audio"] = str(broken)
-    (data / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    (data / "labels.json").write_text((synth_data / "labels.json").read_text())
-    return data, lines[5]["id"]
+    return copy_dataset(synth_data, tmp_path / "data", lines), lines[5]["id"]
 
 
 def test_unreadable_clip_stops_the_run_naming_id_and_path(synth_data, tiny_teacher, tmp_path):

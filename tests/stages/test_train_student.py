@@ -11,6 +11,7 @@ from pipeline.checkpoint import load_student
 from pipeline.errors import CacheError, TkdError
 from pipeline.students import STUDENTS
 from stages.train_student import StudentTrainingOptions, train_student
+from tests.builders import copy_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = StudentTrainingOptions(epochs=4, batch_size=8, lr=3e-3, device="cpu")
@@ -79,15 +80,8 @@ def test_attention_kd_moves_student_attention_onto_the_event(synth_data, oracle_
 def test_kd_needs_a_cache_that_matches_the_dataset(synth_data, teacher_cache, tmp_path):
     with pytest.raises(TkdError, match="needs --cache"):
         train_student(synth_data, tmp_path / "a", None, replace(QUICK, kd="attention"))
-    other = tmp_path / "other"
-    other.mkdir()
-    labels = json.loads((synth_data / "labels.json").read_text())
-    labels["classes"] = list(reversed(labels["classes"]))
-    (other / "labels.json").write_text(json.dumps(labels))
-    lines = [json.loads(x) for x in (synth_data / "manifest.jsonl").read_text().splitlines()]
-    for line in lines:
-        line["audio"] = str(synth_data / line["audio"])
-    (other / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    classes = json.loads((synth_data / "labels.json").read_text())["classes"]
+    other = copy_dataset(synth_data, tmp_path / "other", classes=classes[::-1])
     with pytest.raises(CacheError, match="class"):
         train_student(other, tmp_path / "b", teacher_cache, replace(QUICK, kd="attention"))
 
@@ -102,6 +96,7 @@ class Refuse:
             raise ImportError("stage two must not import " + name)
 sys.meta_path.insert(0, Refuse())
 from dataclasses import replace
+from tests.builders import copy_dataset
 from stages.train_student import StudentTrainingOptions, train_student
 options = StudentTrainingOptions(
     student="tc-resnet8", kd="both", epochs=1, batch_size=8, device="cpu"
