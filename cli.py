@@ -134,7 +134,7 @@ def data_synth(
     out: Path, classes: int, length: float, per_class: str, snr: str | None, seed: int
 ) -> None:
     """Embedded default: synthetic sound events in coloured noise (deterministic)."""
-    from pipeline.recipes.synth import SynthConfig
+    from pipeline.data.recipes.synth import SynthConfig
     from stages.prepare_data import prepare_dataset
 
     config = SynthConfig(num_classes=classes, length=length, seed=seed, **snr)
@@ -352,7 +352,7 @@ def extract_teacher_command(
     device,
 ):
     """Stage one: run the teacher once per clip and cache its temporal attention."""
-    from pipeline.extraction import ExtractionSettings
+    from pipeline.teacher.extraction import ExtractionSettings
     from pipeline.training import resolve_device
     from stages.extract_teacher import extract_teacher
 
@@ -451,7 +451,7 @@ def student_training_options(function):
 
 
 def _training_options(student: str, kd: str, seed: int, **values):
-    from pipeline.features import FeatureConfig
+    from pipeline.student.features import FeatureConfig
     from stages.train_student import StudentTrainingOptions
 
     kind = values.pop("features")
@@ -550,7 +550,7 @@ def run_command(
     **values,
 ):
     """Chain extract-teacher and a sweep of train-student runs; write the results table."""
-    from pipeline.extraction import ExtractionSettings
+    from pipeline.teacher.extraction import ExtractionSettings
     from pipeline.training import resolve_device
     from stages.run import run_sweep
 

@@ -22,16 +22,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.attention import rollout_vectors
-from pipeline.audio import load_audio
-from pipeline.extraction import ExtractionSettings
-from pipeline.features import FeatureConfig
-from pipeline.losses import DistillationLoss
-from pipeline.manifest import Manifest
-from pipeline.recipes.synth import SynthConfig, prepare_synth
-from pipeline.student_data import FeatureBank, StudentDataset, clip_samples, teacher_target
-from pipeline.students import DistillationModel, build_student
-from pipeline.teacher import Teacher, build_teacher
+from pipeline.data.audio import load_audio
+from pipeline.data.manifest import Manifest
+from pipeline.data.recipes.synth import SynthConfig, prepare_synth
+from pipeline.student.architectures import DistillationModel, build_student
+from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples, teacher_target
+from pipeline.student.features import FeatureConfig
+from pipeline.student.losses import DistillationLoss
+from pipeline.teacher.attention import rollout_vectors
+from pipeline.teacher.extraction import ExtractionSettings
+from pipeline.teacher.model import Teacher, build_teacher
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 

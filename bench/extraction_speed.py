@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForAudioClassification
 
-from pipeline.attention import received_attention, rollout_vectors, to_resolution
-from pipeline.manifest import LabelSet
-from pipeline.teacher import Teacher, build_teacher
+from pipeline.data.manifest import LabelSet
+from pipeline.teacher.attention import received_attention, rollout_vectors, to_resolution
+from pipeline.teacher.model import Teacher, build_teacher
 
 
 def _timed(function, repeats: int, device: torch.device) -> float:

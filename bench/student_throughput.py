@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.extraction import ExtractionSettings
-from pipeline.manifest import Manifest
-from pipeline.recipes.synth import SynthConfig, prepare_synth
-from pipeline.students import STUDENTS
-from pipeline.teacher import build_teacher
+from pipeline.data.manifest import Manifest
+from pipeline.data.recipes.synth import SynthConfig, prepare_synth
+from pipeline.student.architectures import STUDENTS
+from pipeline.teacher.extraction import ExtractionSettings
+from pipeline.teacher.model import build_teacher
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 

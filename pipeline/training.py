@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.data.manifest import Clip, Manifest
 from pipeline.errors import TkdError
-from pipeline.manifest import Clip, Manifest
 
 
 def set_seed(seed: int) -> None:

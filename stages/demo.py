@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.extraction import ExtractionSettings
-from pipeline.recipes.synth import SynthConfig, prepare_synth
+from pipeline.data.recipes.synth import SynthConfig, prepare_synth
+from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.training import resolve_device
 from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
 from stages.run import run_sweep

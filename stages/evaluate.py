@@ -10,12 +10,12 @@ from typing import Any
 import torch
 
 from pipeline.cache import TeacherCache
-from pipeline.checkpoint import StudentCheckpoint, load_distillation_model
+from pipeline.data.manifest import Manifest
 from pipeline.errors import CheckpointError, TkdError
-from pipeline.evaluation import evaluate_student
-from pipeline.manifest import Manifest
-from pipeline.student_data import FeatureBank, StudentDataset
-from pipeline.students import DistillationModel
+from pipeline.student.architectures import DistillationModel
+from pipeline.student.checkpoint import StudentCheckpoint, load_distillation_model
+from pipeline.student.dataset import FeatureBank, StudentDataset
+from pipeline.student.evaluation import evaluate_student
 from pipeline.training import resolve_device, write_json
 
 

@@ -17,10 +17,13 @@ from typing import Any
 
 import torch
 
-from pipeline.audio import fit_length, load_audio
-from pipeline.checkpoint import BEST, StudentCheckpoint, load_student
+from pipeline.data.audio import fit_length, load_audio
+from pipeline.data.manifest import Manifest
 from pipeline.errors import TkdError
-from pipeline.export import (
+from pipeline.metrics import classification_metric
+from pipeline.student.architectures import count_macs, count_parameters
+from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_student
+from pipeline.student.export import (
     FORMATS,
     ONNX_OPSET,
     QUANTIZATIONS,
@@ -38,9 +41,6 @@ from pipeline.export import (
     latency,
     single_thread,
 )
-from pipeline.manifest import Manifest
-from pipeline.metrics import classification_metric
-from pipeline.students import count_macs, count_parameters
 from pipeline.training import label_target, write_json
 from stages.evaluate import run_manifest
 
@@ -72,7 +72,7 @@ def export_run(
 
     The float graph must reproduce the checkpoint's logits on real clips (the first few
     of ``split`` of ``data`` or the run's dataset; fixed noise clips if neither can be
-    read) within the parity tolerance, or :class:`pipeline.export.ParityError` is raised
+    read) within the parity tolerance, or :class:`pipeline.student.export.ParityError` is raised
     and nothing is written: models are made in a temporary folder and moved to ``out``
     once checked. With ``quantize="dynamic"`` the file written is the int8 model, and the
     accuracy of the PyTorch, float and int8 models is measured on the whole split

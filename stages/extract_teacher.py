@@ -28,10 +28,10 @@ from pipeline.cache import (
     read_shard_attrs,
     read_shard_ids,
 )
+from pipeline.data.manifest import Manifest
 from pipeline.errors import AudioError, CacheError, TkdError
-from pipeline.extraction import ExtractionSettings, ShardJob, ShardResult, extract_shard
-from pipeline.manifest import Manifest
-from pipeline.teacher import Teacher, teacher_fingerprint
+from pipeline.teacher.extraction import ExtractionSettings, ShardJob, ShardResult, extract_shard
+from pipeline.teacher.model import Teacher, teacher_fingerprint
 from pipeline.temporal import in_event_mass
 
 

@@ -17,12 +17,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from pipeline.data.manifest import Clip, Manifest
+from pipeline.data.remix import clip_waveform
 from pipeline.errors import TkdError
-from pipeline.losses import task_loss
-from pipeline.manifest import Clip, Manifest
 from pipeline.metrics import classification_metric
-from pipeline.remix import clip_waveform
-from pipeline.teacher import Teacher, build_teacher, init_teacher
+from pipeline.student.losses import task_loss
+from pipeline.teacher.model import Teacher, build_teacher, init_teacher
 from pipeline.training import (
     History,
     ModelSelection,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline.manifest import Manifest
-from pipeline.recipes.esc50 import prepare_esc50
-from pipeline.recipes.folder import prepare_folder
-from pipeline.recipes.fsd50k import prepare_fsd50k
-from pipeline.recipes.noisy_digits import prepare_noisy_digits
-from pipeline.recipes.speech_commands import prepare_speech_commands
-from pipeline.recipes.synth import prepare_synth
+from pipeline.data.manifest import Manifest
+from pipeline.data.recipes.esc50 import prepare_esc50
+from pipeline.data.recipes.folder import prepare_folder
+from pipeline.data.recipes.fsd50k import prepare_fsd50k
+from pipeline.data.recipes.noisy_digits import prepare_noisy_digits
+from pipeline.data.recipes.speech_commands import prepare_speech_commands
+from pipeline.data.recipes.synth import prepare_synth
 
 PREPARERS = {
     "synth": prepare_synth,

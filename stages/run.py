@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.extraction import ExtractionSettings
+from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.training import write_json
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student

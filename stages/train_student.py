@@ -20,14 +20,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.cache import TeacherCache, parse_attention_source
-from pipeline.checkpoint import BEST, StudentCheckpoint, _save_atomic, load_distillation_model
+from pipeline.data.manifest import MANIFEST_FILE, Manifest
 from pipeline.errors import CheckpointError, ManifestError, TkdError
-from pipeline.evaluation import evaluate_student
-from pipeline.features import FeatureConfig
-from pipeline.losses import KD_MODES, DistillationLoss
-from pipeline.manifest import MANIFEST_FILE, Manifest
-from pipeline.student_data import FeatureBank, StudentDataset, clip_samples
-from pipeline.students import DistillationModel, build_student, count_macs, count_parameters
+from pipeline.student.architectures import (
+    DistillationModel,
+    build_student,
+    count_macs,
+    count_parameters,
+)
+from pipeline.student.checkpoint import (
+    BEST,
+    StudentCheckpoint,
+    _save_atomic,
+    load_distillation_model,
+)
+from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
+from pipeline.student.evaluation import evaluate_student
+from pipeline.student.features import FeatureConfig
+from pipeline.student.losses import KD_MODES, DistillationLoss
 from pipeline.training import History, ModelSelection, resolve_device, set_seed, write_json
 
 LAST = "last.pt"

@@ -24,7 +24,7 @@ SHARED_DATA = Path(
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """4 classes x (10 train, 4 valid, 4 test) one-second clips."""
-    from pipeline.recipes.synth import SynthConfig, prepare_synth
+    from pipeline.data.recipes.synth import SynthConfig, prepare_synth
 
     out = tmp_path_factory.mktemp("synth")
     prepare_synth(out, SynthConfig(num_classes=4, length=1.0, seed=3), clips_per_class=(10, 4, 4))
@@ -34,8 +34,8 @@ def synth_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory, synth_data) -> Path:
     """An untrained whisper-tiny teacher saved like a fine-tuned one."""
-    from pipeline.manifest import Manifest
-    from pipeline.teacher import build_teacher
+    from pipeline.data.manifest import Manifest
+    from pipeline.teacher.model import build_teacher
 
     out = tmp_path_factory.mktemp("teacher")
     torch.manual_seed(0)
@@ -48,7 +48,7 @@ def tiny_teacher(tmp_path_factory, synth_data) -> Path:
 @pytest.fixture(scope="session")
 def teacher_cache(tmp_path_factory, synth_data, tiny_teacher) -> Path:
     """Stage one's cache of the tiny teacher over the synthetic data (5 shards of 16)."""
-    from pipeline.extraction import ExtractionSettings
+    from pipeline.teacher.extraction import ExtractionSettings
     from stages.extract_teacher import extract_teacher
 
     root = tmp_path_factory.mktemp("cache")
@@ -63,7 +63,7 @@ def oracle_cache(tmp_path_factory, synth_data, teacher_cache) -> Path:
     exactly to each clip's event: a known temporal target to test transfer against."""
     import numpy as np
 
-    from pipeline.manifest import Manifest
+    from pipeline.data.manifest import Manifest
     from pipeline.temporal import event_mask
     from tests.builders import rewrite_cache
 

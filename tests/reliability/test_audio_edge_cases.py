@@ -15,14 +15,14 @@ import pytest
 import soundfile
 import torch
 
-from pipeline.attention import received_attention, rollout_vectors, to_resolution
-from pipeline.audio import load_audio
 from pipeline.cache import TeacherCache, verify_cache
+from pipeline.data.audio import load_audio
+from pipeline.data.manifest import LabelSet, Manifest
+from pipeline.data.recipes.common import probe_audio
 from pipeline.errors import AudioError, TkdError
-from pipeline.extraction import ExtractionSettings
-from pipeline.manifest import LabelSet, Manifest
-from pipeline.recipes.common import probe_audio
-from pipeline.teacher import Teacher, build_teacher
+from pipeline.teacher.attention import received_attention, rollout_vectors, to_resolution
+from pipeline.teacher.extraction import ExtractionSettings
+from pipeline.teacher.model import Teacher, build_teacher
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 from tests.reliability.helpers import RATE, tone, write_dataset, write_wav

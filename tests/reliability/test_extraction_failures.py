@@ -24,9 +24,9 @@ from pipeline.cache import (
     read_shard_ids,
     verify_cache,
 )
+from pipeline.data.manifest import Manifest
 from pipeline.errors import CacheError
-from pipeline.extraction import ExtractionSettings
-from pipeline.manifest import Manifest
+from pipeline.teacher.extraction import ExtractionSettings
 from stages.extract_teacher import extract_teacher, plan_shards
 from stages.train_student import StudentTrainingOptions, train_student
 from tests.reliability.helpers import assert_same_records, finish, python
@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 import pipeline.cache as cache
-from pipeline.extraction import ExtractionSettings
-from pipeline.teacher import Teacher
+from pipeline.teacher.extraction import ExtractionSettings
+from pipeline.teacher.model import Teacher
 from stages.extract_teacher import extract_teacher
 
 def on_call(owner, name, count, action, after=False):

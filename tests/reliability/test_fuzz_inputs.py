@@ -16,11 +16,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.audio import load_audio
 from pipeline.cache import CacheIndex
+from pipeline.data.audio import load_audio
+from pipeline.data.manifest import SPLITS, Manifest
+from pipeline.data.recipes.common import probe_audio
 from pipeline.errors import AudioError, CacheError, ManifestError
-from pipeline.manifest import SPLITS, Manifest
-from pipeline.recipes.common import probe_audio
 
 FUZZ = settings(
     max_examples=150,

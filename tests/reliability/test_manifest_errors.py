@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.data.manifest import Manifest
 from pipeline.errors import AudioError, ManifestError, TkdError
-from pipeline.manifest import Manifest
 from stages.extract_teacher import extract_teacher
 from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
 from stages.train_student import StudentTrainingOptions, train_student

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from pipeline.cache import TeacherCache
+from pipeline.data.manifest import Manifest
 from pipeline.errors import CacheError, TkdError
-from pipeline.manifest import Manifest
 from stages.train_student import StudentTrainingOptions, train_student
 from tests.builders import copy_dataset, manifest_lines, rewrite_cache
 from tests.reliability.helpers import finish, python
@@ -81,9 +81,9 @@ def test_cache_of_another_resolution_than_the_run_is_refused(
         )
     # A run interrupted after epoch 1, then resumed against other targets: refused, since
     # its remaining epochs would silently distil something else than its first.
-    import pipeline.evaluation
+    import pipeline.student.evaluation
 
-    calls, evaluate = [0], pipeline.evaluation.evaluate_student
+    calls, evaluate = [0], pipeline.student.evaluation.evaluate_student
 
     def interrupt_at_epoch_two(*args, **kwargs):
         calls[0] += 1
@@ -113,7 +113,7 @@ def test_cache_of_another_resolution_than_the_run_is_refused(
 CHILD = """
 import io, os, signal, torch
 from pathlib import Path
-from pipeline.losses import DistillationLoss
+from pipeline.student.losses import DistillationLoss
 from stages.train_student import StudentTrainingOptions, train_student
 torch.set_num_threads(1)  # as the tests' own process (_one_thread)
 
@@ -201,7 +201,7 @@ def test_non_finite_weights_stop_the_run_before_a_checkpoint(
 def test_nan_loss_later_keeps_only_finite_checkpoints(
     synth_data, teacher_cache, tmp_path, monkeypatch
 ):
-    from pipeline.losses import DistillationLoss
+    from pipeline.student.losses import DistillationLoss
 
     real_call, calls = DistillationLoss.__call__, [0]
 

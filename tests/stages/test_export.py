@@ -8,13 +8,19 @@ import onnx
 import pytest
 import torch
 
-from pipeline.audio import fit_length, load_audio
-from pipeline.checkpoint import AUXILIARY, StudentCheckpoint, load_student
+from pipeline.data.audio import fit_length, load_audio
+from pipeline.data.manifest import Manifest
 from pipeline.errors import CheckpointError
-from pipeline.export import PARITY_ATOL, PARITY_RTOL, ExportedModel, deployable, single_thread
-from pipeline.features import FeatureConfig
-from pipeline.manifest import Manifest
-from pipeline.students import STUDENTS, DistillationModel, count_macs, count_parameters
+from pipeline.student.architectures import STUDENTS, DistillationModel, count_macs, count_parameters
+from pipeline.student.checkpoint import AUXILIARY, StudentCheckpoint, load_student
+from pipeline.student.export import (
+    PARITY_ATOL,
+    PARITY_RTOL,
+    ExportedModel,
+    deployable,
+    single_thread,
+)
+from pipeline.student.features import FeatureConfig
 from stages.export import default_export_path, export_run, profile_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.cache import TeacherCache, verify_cache
+from pipeline.data.manifest import Manifest
 from pipeline.errors import AudioError
-from pipeline.extraction import ExtractionSettings
-from pipeline.manifest import Manifest
+from pipeline.teacher.extraction import ExtractionSettings
 from stages.extract_teacher import extract_teacher, plan_extraction
 from tests.builders import copy_dataset, manifest_lines
 
@@ -100,7 +100,7 @@ def test_kill_during_extraction_then_resume_equals_uninterrupted_run(
     extracted, synth_data, tiny_teacher, tmp_path
 ):
     script = (
-        "import sys; from pipeline.extraction import ExtractionSettings;"
+        "import sys; from pipeline.teacher.extraction import ExtractionSettings;"
         "from stages.extract_teacher import extract_teacher;"
         f"extract_teacher({str(synth_data)!r}, {str(tiny_teacher)!r}, {str(tmp_path)!r},"
         "ExtractionSettings(resolution=40, batch_size=2), shard_size=16)"

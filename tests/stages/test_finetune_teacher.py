@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from pipeline.data.recipes.synth import SynthConfig, prepare_synth
 from pipeline.errors import TkdError
-from pipeline.recipes.synth import SynthConfig, prepare_synth
-from pipeline.teacher import Teacher
+from pipeline.teacher.model import Teacher
 from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.checkpoint import load_student
 from pipeline.errors import CacheError, TkdError
-from pipeline.students import STUDENTS
+from pipeline.student.architectures import STUDENTS
+from pipeline.student.checkpoint import load_student
 from stages.train_student import StudentTrainingOptions, train_student
 from tests.builders import copy_dataset
 
@@ -46,7 +46,7 @@ def test_interrupted_run_resumes_to_the_same_result(
     options = replace(QUICK, student="tc-resnet8", kd="attention", epochs=4)
     straight = train_student(synth_data, tmp_path / "straight", teacher_cache, options)
 
-    import pipeline.evaluation as evaluation
+    import pipeline.student.evaluation as evaluation
 
     calls = {"n": 0}
     original = evaluation.evaluate_student
@@ -92,7 +92,7 @@ def test_stage_two_never_imports_the_teacher(synth_data, teacher_cache, tmp_path
 import sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "transformers" or name == "pipeline.teacher":
+        if name.split(".")[0] == "transformers" or name.startswith("pipeline.teacher"):
             raise ImportError("stage two must not import " + name)
 sys.meta_path.insert(0, Refuse())
 from dataclasses import replace
@@ -113,7 +113,7 @@ print("trained", result["test"])
 
 
 def test_nan_loss_stops_without_a_checkpoint(synth_data, teacher_cache, tmp_path, monkeypatch):
-    from pipeline.losses import LossTerms
+    from pipeline.student.losses import LossTerms
 
     monkeypatch.setattr(
         "stages.train_student.DistillationLoss.__call__",

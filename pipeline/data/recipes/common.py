@@ -1,0 +1,434 @@
+"""What every recipe shares: input checks, the bad-file policy, stable ids and seeds,
+and the noisy mixer that places recordings into noise (noisy digits, noisy Speech Commands).
+
+Bad-file policy: a missing root folder or metadata file raises :class:`ManifestError`
+naming it. Each referenced audio file is probed; by default every unusable file is
+reported (a warning line and ``out/skipped.json``) and the rest are written; with
+``strict=True`` any bad file refuses the whole dataset and nothing is written. The
+manifest is written once, at the end, atomically: never half a dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+import torch
+from tqdm import tqdm
+
+from pipeline.data.audio import cached_audio, fit_length, mix_at_snr, save_audio, truncation_problem
+from pipeline.data.manifest import Clip, LabelSet, Manifest
+from pipeline.errors import AudioError, ManifestError
+
+log = logging.getLogger(__name__)
+
+SKIPPED_FILE = "skipped.json"
+AUDIO_DIR = "audio"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+STRICT_LISTED = 10  # bad files named in a strict refusal; skipped.json lists them all
+
+
+# -- inputs ---------------------------------------------------------------------------
+def require_dir(path: Path, what: str) -> Path:
+    """Fail early, naming the folder, rather than writing an empty dataset."""
+    if not path.is_dir():
+        raise ManifestError(path, f"{what} folder does not exist")
+    return path
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise ManifestError(path, f"{what} file does not exist")
+    return path
+
+
+def read_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """CSV rows as dicts, refusing a file that lacks the columns we read."""
+    with require_file(path, "metadata").open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in columns if column not in (reader.fieldnames or ())]
+        if missing:
+            raise ManifestError(path, f"missing column(s) {', '.join(missing)}")
+        return list(reader)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A recording a recipe wants to use, before its audio has been checked."""
+
+    id: str
+    path: Path
+    labels: tuple[str, ...]
+    split: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An unusable file left out of the dataset, and why."""
+
+    id: str
+    path: str
+    problem: str
+
+
+def probe_audio(path: Path) -> float:
+    """Duration in seconds from the header, raising :class:`AudioError` as ``load_audio``
+    would for a missing, empty or undecodable file; reading no samples keeps it fast."""
+    if not path.is_file():
+        raise AudioError(path, "audio file does not exist")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "audio file is empty (0 bytes)")
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.SoundFileError, RuntimeError, TypeError, ValueError, OSError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else "unknown error"
+        raise AudioError(path, f"cannot be decoded as audio ({message})") from None
+    truncated = truncation_problem(info.extra_info)
+    if truncated:
+        raise AudioError(path, truncated)
+    if info.frames <= 0:
+        raise AudioError(path, "holds no samples")
+    return info.frames / info.samplerate
+
+
+def probe_sources(
+    sources: Iterable[Source], desc: str
+) -> tuple[list[tuple[Source, float]], list[Skipped]]:
+    """Split sources into (usable, duration) pairs and skipped files."""
+    usable: list[tuple[Source, float]] = []
+    skipped: list[Skipped] = []
+    for source in tqdm(list(sources), desc=desc, unit="file", leave=False):
+        try:
+            usable.append((source, probe_audio(source.path)))
+        except AudioError as error:
+            skipped.append(Skipped(source.id, str(error.path), error.problem))
+    return usable, skipped
+
+
+def refuse_if_strict(skipped: Sequence[Skipped], strict: bool) -> None:
+    """In strict mode any bad file stops the recipe, naming the first few of them."""
+    if strict and skipped:
+        first, rest = skipped[0], skipped[1:STRICT_LISTED]
+        others = "".join(f"; {bad.path}: {bad.problem}" for bad in rest)
+        more = "; ..." if len(skipped) > STRICT_LISTED else ""
+        raise AudioError(
+            first.path, f"{first.problem} ({len(skipped)} unusable file(s) in all{others}{more})"
+        )
+
+
+def record_skipped(out: Path, skipped: Sequence[Skipped]) -> None:
+    """Write ``out/skipped.json`` (or drop a stale one) and say so in one line."""
+    path = out / SKIPPED_FILE
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(bad) for bad in skipped], indent=2) + "\n")
+    log.warning("skipped %d unusable audio file(s); see %s", len(skipped), path)
+
+
+def read_skipped(out: Path) -> list[Skipped]:
+    path = out / SKIPPED_FILE
+    return [Skipped(**row) for row in json.loads(path.read_text())] if path.is_file() else []
+
+
+def reference_dataset(
+    out: Path,
+    sources: Iterable[Source],
+    labels: LabelSet,
+    strict: bool,
+    desc: str,
+) -> Manifest:
+    """A dataset whose clips point at the user's files by absolute path (nothing copied)."""
+    usable, skipped = probe_sources(sources, desc)
+    refuse_if_strict(skipped, strict)
+    clips = [
+        Clip(
+            id=source.id,
+            audio=str(source.path.resolve()),
+            labels=source.labels,
+            split=source.split,
+            duration=duration,
+        )
+        for source, duration in usable
+    ]
+    return save_dataset(out, clips, labels, skipped)
+
+
+def save_dataset(
+    out: Path, clips: Sequence[Clip], labels: LabelSet, skipped: Sequence[Skipped]
+) -> Manifest:
+    if not clips:
+        raise ManifestError(out, "no usable clips to write")
+    manifest = Manifest(out, sorted(clips, key=lambda clip: clip.id), labels)
+    record_skipped(out, skipped)
+    manifest.save()
+    return manifest
+
+
+# -- determinism ----------------------------------------------------------------------
+def stable_hash(text: str) -> int:
+    """A 64-bit hash that, unlike ``hash()``, is the same in every process and run."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def clip_rng(seed: int, clip_id: str, stream: int = 0) -> np.random.Generator:
+    """Randomness owned by one clip: independent of order, worker and the other clips."""
+    return np.random.default_rng([seed, stable_hash(clip_id), stream])
+
+
+def hash_fraction(text: str) -> float:
+    """A uniform number in [0, 1) fixed by ``text``, for order-free splits."""
+    return stable_hash(text) / 2**64
+
+
+# -- noisy mixing ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class NoisySpec:
+    """How a noisy clip is drawn: every random choice comes from the clip's own rng."""
+
+    generator: str
+    length: float
+    snr_db: tuple[float, float]
+    sample_rate: int
+    seed: int
+
+    @property
+    def samples(self) -> int:
+        return round(self.length * self.sample_rate)
+
+
+@dataclass(frozen=True)
+class NoisyJob:
+    """One clip to generate: its sources in priority order (the first is always kept)."""
+
+    id: str
+    split: str
+    sources: tuple[Source, ...]
+
+
+def noise_files(noise: Path) -> list[Path]:
+    """A noise folder's audio files in name order (a single file is allowed too)."""
+    if noise.is_file():
+        return [noise]
+    require_dir(noise, "noise")
+    return sorted(p for p in noise.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def mix_events(
+    events: Sequence[torch.Tensor], offsets: Sequence[int], noise: torch.Tensor, snr_db: float
+) -> torch.Tensor:
+    """Each event at ``snr_db`` against the noise over its own span.
+
+    Later events are scaled against the raw noise and folded into the bed; since spans do
+    not overlap, ``mix_at_snr`` on the first event then scales bed and events alike, so a
+    single event is exactly ``mix_at_snr``.
+    """
+    bed = noise.clone()
+    for event, offset in zip(events[1:], offsets[1:], strict=True):
+        span = slice(offset, offset + event.shape[-1])
+        event_power = event.pow(2).mean().clamp_min(1e-10)
+        noise_power = noise[span].pow(2).mean().clamp_min(1e-10)
+        bed[span] += event * torch.sqrt(noise_power * 10 ** (snr_db / 10) / event_power)
+    return mix_at_snr(events[0], bed, offsets[0], snr_db)
+
+
+def fit_events(
+    events: list[torch.Tensor], samples: int, may_drop: bool
+) -> tuple[list[torch.Tensor], int]:
+    """Make the events fit end to end: drop trailing ones (when allowed), then centre-crop
+    each in proportion. Returns the events and how many were kept."""
+    if may_drop:
+        while len(events) > 1 and sum(e.shape[-1] for e in events) > samples:
+            events = events[:-1]
+    total = sum(e.shape[-1] for e in events)
+    if total > samples:
+        events = [fit_length(e, e.shape[-1] * samples // total, "center") for e in events]
+    return events, len(events)
+
+
+def place_events(lengths: Sequence[int], samples: int, rng: np.random.Generator) -> list[int]:
+    """Uniformly random non-overlapping offsets, in the given order."""
+    free = samples - sum(lengths)
+    gaps = np.sort(rng.integers(0, free + 1, size=len(lengths)))
+    before = np.cumsum([0, *lengths[:-1]])
+    return [int(gap + start) for gap, start in zip(gaps, before, strict=True)]
+
+
+def noise_excerpt(path: str, start: int, samples: int, sample_rate: int) -> torch.Tensor:
+    """``samples`` of noise from ``start``; a file shorter than that is looped."""
+    noise = cached_audio(path, sample_rate)
+    if noise.shape[-1] < start + samples:
+        noise = noise.repeat(math.ceil((start + samples) / noise.shape[-1]))
+    return noise[start : start + samples]
+
+
+def render_noisy(
+    sources: Sequence[str],
+    noises: Sequence[str],
+    length: float,
+    snr_range: tuple[float, float],
+    sample_rate: int,
+    rng: np.random.Generator,
+    may_drop: bool,
+) -> tuple[torch.Tensor, list[tuple[float, float]], dict[str, Any]]:
+    """Draw noise file, excerpt, SNR, order and offsets; mix the sources into the noise.
+
+    Returns the wave, the event spans (in onset order) and what was drawn, with
+    ``sources`` listing the kept sources in onset order.
+    """
+    samples = round(length * sample_rate)
+    events, kept = fit_events(
+        [cached_audio(path, sample_rate) for path in sources], samples, may_drop
+    )
+    order = [int(i) for i in rng.permutation(kept)]
+    events = [events[i] for i in order]
+    noise = noises[int(rng.integers(len(noises)))]
+    noise_len = cached_audio(noise, sample_rate).shape[-1]
+    start = int(rng.integers(max(noise_len - samples, 0) + 1))
+    snr_db = float(rng.uniform(*snr_range))
+    offsets = place_events([e.shape[-1] for e in events], samples, rng)
+    wave = mix_events(events, offsets, noise_excerpt(noise, start, samples, sample_rate), snr_db)
+    spans = [
+        (round(off / sample_rate, 6), round((off + e.shape[-1]) / sample_rate, 6))
+        for e, off in zip(events, offsets, strict=True)
+    ]
+    drawn = {
+        "sources": [sources[i] for i in order],
+        "noise": noise,
+        "noise_start": round(start / sample_rate, 6),
+        "snr_db": round(snr_db, 3),
+    }
+    return wave, spans, drawn
+
+
+def remix(
+    clip: Clip, rng: np.random.Generator, sample_rate: int
+) -> tuple[torch.Tensor, list[tuple[float, float]]]:
+    """Re-draw a generated clip from its ``mix`` record: same sources, noise file, length
+    and labels; fresh order, offsets, noise excerpt and SNR (on-the-fly augmentation)."""
+    mix = clip.mix
+    if not mix or "sources" not in mix or "noise" not in mix:
+        raise ManifestError(Path(clip.audio), f"clip {clip.id!r} has no noisy-mix record")
+    wave, spans, _ = render_noisy(
+        mix["sources"],
+        [mix["noise"]],
+        float(mix["length"]),
+        tuple(mix["snr_range"]),
+        sample_rate,
+        rng,
+        may_drop=False,
+    )
+    return wave, spans
+
+
+def _generate_one(job: NoisyJob, spec: NoisySpec, noises: Sequence[str], staging: Path):
+    """Worker: one clip in, a Clip (its wav written to ``staging``) or a Skipped out."""
+    torch.set_num_threads(1)
+    paths = [str(source.path.resolve()) for source in job.sources]
+    try:
+        wave, spans, drawn = render_noisy(
+            paths,
+            noises,
+            spec.length,
+            spec.snr_db,
+            spec.sample_rate,
+            clip_rng(spec.seed, job.id),
+            may_drop=True,
+        )
+    except AudioError as error:
+        return Skipped(job.id, str(error.path), error.problem)
+    save_audio(staging / f"{job.id}.wav", wave, spec.sample_rate)
+    by_path = dict(zip(paths, job.sources, strict=True))
+    labels = sorted({label for path in drawn["sources"] for label in by_path[path].labels})
+    mix = {
+        "generator": spec.generator,
+        **drawn,
+        "length": spec.length,
+        "snr_range": list(spec.snr_db),
+        "seed": spec.seed,
+        "sample_rate": spec.sample_rate,
+    }
+    return Clip(
+        id=job.id,
+        audio=f"{AUDIO_DIR}/{job.id}.wav",
+        labels=tuple(labels),
+        split=job.split,
+        duration=spec.samples / spec.sample_rate,
+        events=tuple(spans),
+        mix=mix,
+    )
+
+
+def noisy_dataset(
+    out: Path,
+    jobs: Sequence[NoisyJob],
+    noise: Path,
+    spec: NoisySpec,
+    labels: LabelSet,
+    skipped: Sequence[Skipped],
+    strict: bool,
+    num_jobs: int = 1,
+) -> Manifest:
+    """Materialise every job as a wav under ``out/audio`` and write the manifest.
+
+    Sources must already be probed (``skipped`` holds the bad ones). Audio is written to a
+    staging folder beside ``out`` that replaces ``out/audio`` only once the whole dataset
+    is good, so a refusal (strict mode) leaves ``out`` untouched.
+    """
+    if spec.snr_db[0] > spec.snr_db[1]:
+        raise ValueError(f"snr_db range {spec.snr_db} must be (low, high)")
+    if spec.length <= 0:
+        raise ValueError(f"length must be positive, got {spec.length}")
+    noises, bad_noise = probe_sources(
+        (Source(f"noise:{p.stem}", p, (), "") for p in noise_files(noise)), "noise"
+    )
+    skipped = [*skipped, *bad_noise]
+    refuse_if_strict(skipped, strict)
+    if not noises:
+        raise ManifestError(noise, "holds no usable noise audio (.wav/.flac/.ogg)")
+    noise_paths = [str(source.path.resolve()) for source, _ in noises]
+
+    staging = out.parent / f".{out.name}.{AUDIO_DIR}.partial"  # beside out: nothing in it yet
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        work = partial(_generate_one, spec=spec, noises=noise_paths, staging=staging)
+        results = _run(work, jobs, num_jobs, desc=spec.generator)
+        clips = [r for r in results if isinstance(r, Clip)]
+        skipped += [r for r in results if isinstance(r, Skipped)]
+        refuse_if_strict(skipped, strict)
+        if not clips:
+            raise ManifestError(out, "no usable clips to write")
+        Manifest(out, clips, labels)  # validate before replacing anything
+        final = out / AUDIO_DIR
+        shutil.rmtree(final, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return save_dataset(out, clips, labels, skipped)
+
+
+def _run(work: Callable, jobs: Sequence, num_jobs: int, desc: str) -> list:
+    """Map ``work`` over ``jobs`` in order, in worker processes when ``num_jobs > 1``."""
+    progress = partial(tqdm, total=len(jobs), desc=desc, unit="clip")
+    if num_jobs <= 1:
+        return [work(job) for job in progress(jobs)]
+    chunk = max(1, len(jobs) // (num_jobs * 8))
+    with ProcessPoolExecutor(num_jobs, mp_context=get_context("spawn")) as pool:
+        return list(progress(pool.map(work, jobs, chunksize=chunk)))

@@ -1,2 +1,0 @@
-"""Dataset preparers: one plain ``prepare_<name>`` function per source, each writing the
-same manifest format (see ``pipeline.manifest``)."""
