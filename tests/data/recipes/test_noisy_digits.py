@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from click.testing import CliRunner
 
+from cli import main
 from pipeline.data.audio import mix_at_snr
 from pipeline.data.manifest import Manifest
 from pipeline.data.recipes.common import NOISE_REGIONS, mix_events, place_events
@@ -289,6 +291,19 @@ def test_audio_and_remix_come_from_their_splits_noise_region(voices, tmp_path):
                 assert (signs < 0).all()
             else:  # alternating: no two neighbouring noise samples share a sign
                 assert (signs[1:] != signs[:-1]).mean() > 0.9
+
+
+def test_command_line_split_options(voices, tmp_path):
+    fsdd, noise = voices
+    base = ["data", "noisy-digits", "--fsdd", str(fsdd), "--noise", str(noise), "--length", "0.5"]
+    runner = CliRunner()
+    made = runner.invoke(main, [*base, "--out", str(tmp_path / "a"), "--test-speakers", "eve"])
+    assert made.exit_code == 0, made.output
+    manifest = Manifest.load(tmp_path / "a")
+    assert {clip.speaker for clip in manifest.split("test")} == {"eve"}
+    refused = runner.invoke(main, [*base, "--out", str(tmp_path / "b"), "--test-speakers", "zed"])
+    assert refused.exit_code == 2 and "unknown speaker(s) ['zed']" in refused.output
+    assert "Traceback" not in refused.output and not (tmp_path / "b").exists()
 
 
 # -- the real recordings ----------------------------------------------------------------
