@@ -154,31 +154,39 @@ def data_synth(
 @click.option("--multi-label", is_flag=True, help="1 to --max-events digits per clip.")
 @click.option("--max-events", default=3, type=POSITIVE)
 @click.option("--speakers", default=None, help="Comma-separated FSDD speakers (default: all).")
+@click.option("--split-by", default="speaker", type=click.Choice(["speaker", "recording"]))
+@click.option("--test-speakers", default=None, help="Comma-separated test speakers.")
+@click.option("--valid-speakers", default=None, help="Comma-separated valid speakers.")
+@click.option("--fold", default=None, type=click.IntRange(min=0), help="Speaker fold K.")
+@click.option("--folds", default=None, type=click.IntRange(min=2), help="Speaker folds N.")
 @STRICT
 @JOBS
 @SEED
-def data_noisy_digits(
-    fsdd, noise, length, out, snr, multi_label, max_events, speakers, strict, num_jobs, seed
-):
-    """Spoken digits at random offsets in real background noise (Noisy Speech Commands style)."""
+def data_noisy_digits(fsdd, noise, length, out, snr, multi_label, max_events, speakers, **options):
+    """Spoken digits at random offsets in real background noise (Noisy Speech Commands style).
+
+    Speaker-disjoint by default (fold 0 of 5 speaker folds); --split-by recording keeps
+    FSDD's recording-index split."""
     from stages.prepare_data import prepare_dataset
 
-    _prepared(
-        prepare_dataset(
+    for key in ("test_speakers", "valid_speakers"):
+        options[key] = options[key].split(",") if options[key] else None
+    try:
+        manifest = prepare_dataset(
             "noisy-digits",
             fsdd=fsdd,
             noise=noise,
             out=out,
             length=length,
-            seed=seed,
             multi_label=multi_label,
             max_events=max_events,
-            strict=strict,
-            num_jobs=num_jobs,
             speakers=speakers.split(",") if speakers else None,
+            **options,
             **snr,
         )
-    )
+    except ValueError as error:  # conflicting or unknown split options
+        raise click.UsageError(str(error)) from None
+    _prepared(manifest)
 
 
 @data.command("speech-commands", context_settings=CONTEXT)

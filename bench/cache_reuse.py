@@ -7,7 +7,7 @@ independent, so totals for N runs are E + N·S and N·O; the ratio N·O / (E + N
 reported for N = 1, 5, 20.
 
     python bench/cache_reuse.py --device cpu
-Writes bench/results/cache-reuse-<device>.json.
+Writes docs/results/cache-reuse-<device>.json.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from results_tables import save_result
 from torch.utils.data import DataLoader
 
 from pipeline.data.audio import load_audio
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--student", default="tc-resnet8")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
+    started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="tkd-bench-"))
     data = work / "data"
     prepare_synth(data, SynthConfig(length=2.0), clips_per_class=(40, 5, 5))
@@ -120,8 +122,7 @@ def main() -> None:
         "online_over_cached": ratios,
         "note": "the cached run includes its evaluation and files; the online loop only trains",
     }
-    out = Path(__file__).parent / "results" / f"cache-reuse-{device.type}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(f"cache-reuse-{device.type}", result, time.perf_counter() - started)
     print(json.dumps(result, indent=2))
 
 

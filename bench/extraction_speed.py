@@ -4,7 +4,7 @@ the bare teacher forward pass (SDPA attention, no attention output), per clip le
     python bench/extraction_speed.py --preset whisper-tiny --device cpu   # CPU figures
     python bench/extraction_speed.py --preset xlsr-300m --device cuda     # the GPU target
 
-Random weights are fine for speed. Writes bench/results/extraction-<preset>-<device>.json.
+Random weights are fine for speed. Writes docs/results/extraction-<preset>-<device>.json.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import copy
 import json
 import platform
 import time
-from pathlib import Path
 
 import torch
+from results_tables import save_result
 from transformers import AutoModelForAudioClassification
 
 from pipeline.data.manifest import LabelSet
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    started = time.perf_counter()
     device = torch.device(args.device)
     machine = torch.cuda.get_device_name() if device.type == "cuda" else platform.machine()
     rows = [
@@ -97,8 +98,7 @@ def main() -> None:
             "for every layer, resampled to 100 bins; bare pass: SDPA, logits only"
         ),
     }
-    out = Path(__file__).parent / "results" / f"extraction-{args.preset}-{device.type}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(f"extraction-{args.preset}-{device.type}", result, time.perf_counter() - started)
     print(json.dumps(result, indent=2))
 
 

@@ -3,8 +3,9 @@
 # L = 2, 4, 6, 8 s (single-label) and a multi-label variant; for each, a from-scratch
 # Whisper-encoder teacher, one teacher cache, and every student w/o and w/ attention KD
 # (lambda chosen per student on valid), 3 seeds; plus rollout vs layer-1 teacher attention.
+# The data is split by speaker (fold 0 of 5) with disjoint noise regions, the recipe's default.
 #
-#   bench/reproduce.sh            # full protocol, one GPU (the numbers in docs/results.md)
+#   bench/reproduce.sh            # full protocol, one GPU (not yet run)
 #   PROTOCOL=cpu bench/reproduce.sh   # the reduced protocol that fits a 2-core CPU
 #
 # Everything lands under $OUT (default bench/out/reproduce); reruns reuse what is finished.

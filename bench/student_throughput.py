@@ -3,7 +3,7 @@
 teacher targets are read by clip id from the HDF5 cache in the DataLoader.
 
     python bench/student_throughput.py --device cpu
-Writes bench/results/student-throughput-<device>.json.
+Writes docs/results/student-throughput-<device>.json.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import argparse
 import json
 import platform
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from results_tables import save_result
 
 from pipeline.data.manifest import Manifest
 from pipeline.data.recipes.synth import SynthConfig, prepare_synth
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--students", default=",".join(sorted(STUDENTS)))
     args = parser.parse_args()
+    started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="tkd-bench-"))
     data = work / "data"
     prepare_synth(data, SynthConfig(length=2.0), clips_per_class=(40, 5, 5))
@@ -70,8 +73,7 @@ def main() -> None:
         "dataloader_workers": args.workers,
         "rows": rows,
     }
-    out = Path(__file__).parent / "results" / f"student-throughput-{device.type}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(f"student-throughput-{device.type}", result, time.perf_counter() - started)
     print(json.dumps(result, indent=2))
 
 

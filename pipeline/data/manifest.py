@@ -30,7 +30,8 @@ class Clip:
     """One line of a manifest.
 
     ``events`` holds (onset_s, offset_s) spans where the sound of interest is, when
-    known; ``mix`` records how a generated clip was mixed so it can be re-mixed.
+    known; ``mix`` records how a generated clip was mixed so it can be re-mixed;
+    ``speaker`` names the voice, when known, so splits can be checked speaker-disjoint.
     """
 
     id: str
@@ -40,6 +41,7 @@ class Clip:
     duration: float
     events: tuple[tuple[float, float], ...] = ()
     mix: dict[str, Any] | None = field(default=None, compare=False)
+    speaker: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         line: dict[str, Any] = {
@@ -53,6 +55,8 @@ class Clip:
             line["event"] = list(self.events[0])
         elif self.events:
             line["events"] = [list(span) for span in self.events]
+        if self.speaker is not None:
+            line["speaker"] = self.speaker
         if self.mix is not None:
             line["mix"] = self.mix
         return line
@@ -75,6 +79,9 @@ class Clip:
             duration = float(line["duration"])
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where}: bad 'duration' or 'event' ({error})") from None
+        speaker = line.get("speaker")
+        if speaker is not None and not (isinstance(speaker, str) and speaker):
+            raise ValueError(f"{where}: 'speaker' must be a non-empty string")
         if not math.isfinite(duration) or duration <= 0:
             raise ValueError(f"{where}: 'duration' must be a positive number of seconds")
         if any(
@@ -91,6 +98,7 @@ class Clip:
             duration=duration,
             events=events,
             mix=line.get("mix"),
+            speaker=speaker,
         )
 
 

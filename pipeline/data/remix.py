@@ -2,7 +2,9 @@
 
 Generated datasets (``synth``, ``noisy-digits``) record in each clip's ``mix`` how it
 was made, so the teacher can see a new offset, noise excerpt and SNR every time while
-the labels stay the same. Clips without a ``mix`` record are returned as they are.
+the labels stay the same. Noisy re-mixes draw only from the clip's split's region of
+the noise file (``mix["noise_region"]``), so augmentation never leaks test noise into
+training. Clips without a ``mix`` record are returned as they are.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ LABELS = LabelSet(("yes", "no"))
 
 def _manifest(root, clips=None, labels=LABELS):
     clips = clips or [
-        Clip("a", "a.wav", ("yes",), "train", 1.0, ((0.2, 0.5),), {"generator": "x"}),
+        Clip("a", "a.wav", ("yes",), "train", 1.0, ((0.2, 0.5),), {"generator": "x"}, "ann"),
         Clip("b", "b.wav", ("no",), "valid", 1.0, ((0.1, 0.2), (0.6, 0.7))),
     ]
     return Manifest(root, clips, labels)
@@ -22,6 +22,7 @@ def test_round_trip_keeps_every_field(tmp_path):
     loaded = Manifest.load(tmp_path)
     assert loaded.clips == manifest.clips
     assert loaded["a"].mix == {"generator": "x"} and loaded["b"].events == ((0.1, 0.2), (0.6, 0.7))
+    assert loaded["a"].speaker == "ann" and loaded["b"].speaker is None
     assert loaded.labels == manifest.labels
     assert loaded.audio_path(loaded["a"]) == tmp_path / "a.wav"
 

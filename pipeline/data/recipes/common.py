@@ -1,6 +1,12 @@
 """What every recipe shares: input checks, the bad-file policy, stable ids and seeds,
 and the noisy mixer that places recordings into noise (noisy digits, noisy Speech Commands).
 
+Disjoint noise: every noise file is cut into consecutive time regions, one per split
+(:data:`NOISE_REGIONS`: first 80 % train, next 10 % valid, last 10 % test), and a clip
+draws its excerpt only from its split's region (looping inside it when the region is
+shorter than the clip). All splits hear every noise type, never the same samples, so a
+model cannot score on test by recognising noise it trained on.
+
 Bad-file policy: a missing root folder or metadata file raises :class:`ManifestError`
 naming it. Each referenced audio file is probed; by default every unusable file is
 reported (a warning line and ``out/skipped.json``) and the rest are written; with
@@ -74,6 +80,7 @@ class Source:
     path: Path
     labels: tuple[str, ...]
     split: str
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ def reference_dataset(
             labels=source.labels,
             split=source.split,
             duration=duration,
+            speaker=source.speaker,
         )
         for source, duration in usable
     ]
@@ -269,12 +277,33 @@ def place_events(lengths: Sequence[int], samples: int, rng: np.random.Generator)
     return [int(gap + start) for gap, start in zip(gaps, before, strict=True)]
 
 
-def noise_excerpt(path: str, start: int, samples: int, sample_rate: int) -> torch.Tensor:
-    """``samples`` of noise from ``start``; a file shorter than that is looped."""
-    noise = cached_audio(path, sample_rate)
-    if noise.shape[-1] < start + samples:
-        noise = noise.repeat(math.ceil((start + samples) / noise.shape[-1]))
-    return noise[start : start + samples]
+NOISE_REGIONS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}
+
+
+def noise_region(path: str, split: str, sample_rate: int) -> tuple[int, int]:
+    """The [start, end) samples of a noise file that ``split`` may use.
+
+    Neighbouring splits share a rounded boundary, so the regions tile the file without
+    overlap.
+    """
+    total = cached_audio(path, sample_rate).shape[-1]
+    low, high = NOISE_REGIONS[split]
+    start, end = round(low * total), round(high * total)
+    if end <= start:
+        raise AudioError(Path(path), f"noise too short to give the {split} split its own region")
+    return start, end
+
+
+def noise_excerpt(
+    path: str, start: int, samples: int, sample_rate: int, region: tuple[int, int]
+) -> torch.Tensor:
+    """``samples`` of noise from ``start``, inside ``region``; a region shorter than that
+    is looped, so no sample outside it is ever used."""
+    noise = cached_audio(path, sample_rate)[region[0] : region[1]]
+    offset = start - region[0]
+    if noise.shape[-1] < offset + samples:
+        noise = noise.repeat(math.ceil((offset + samples) / noise.shape[-1]))
+    return noise[offset : offset + samples]
 
 
 def render_noisy(
@@ -285,8 +314,10 @@ def render_noisy(
     sample_rate: int,
     rng: np.random.Generator,
     may_drop: bool,
+    split: str,
 ) -> tuple[torch.Tensor, list[tuple[float, float]], dict[str, Any]]:
-    """Draw noise file, excerpt, SNR, order and offsets; mix the sources into the noise.
+    """Draw noise file, excerpt (inside ``split``'s noise region), SNR, order and offsets;
+    mix the sources into the noise.
 
     Returns the wave, the event spans (in onset order) and what was drawn, with
     ``sources`` listing the kept sources in onset order.
@@ -298,11 +329,12 @@ def render_noisy(
     order = [int(i) for i in rng.permutation(kept)]
     events = [events[i] for i in order]
     noise = noises[int(rng.integers(len(noises)))]
-    noise_len = cached_audio(noise, sample_rate).shape[-1]
-    start = int(rng.integers(max(noise_len - samples, 0) + 1))
+    region = noise_region(noise, split, sample_rate)
+    start = region[0] + int(rng.integers(max(region[1] - region[0] - samples, 0) + 1))
     snr_db = float(rng.uniform(*snr_range))
     offsets = place_events([e.shape[-1] for e in events], samples, rng)
-    wave = mix_events(events, offsets, noise_excerpt(noise, start, samples, sample_rate), snr_db)
+    excerpt = noise_excerpt(noise, start, samples, sample_rate, region)
+    wave = mix_events(events, offsets, excerpt, snr_db)
     spans = [
         (round(off / sample_rate, 6), round((off + e.shape[-1]) / sample_rate, 6))
         for e, off in zip(events, offsets, strict=True)
@@ -311,6 +343,7 @@ def render_noisy(
         "sources": [sources[i] for i in order],
         "noise": noise,
         "noise_start": round(start / sample_rate, 6),
+        "noise_region": [round(edge / sample_rate, 6) for edge in region],
         "snr_db": round(snr_db, 3),
     }
     return wave, spans, drawn
@@ -320,7 +353,8 @@ def remix(
     clip: Clip, rng: np.random.Generator, sample_rate: int
 ) -> tuple[torch.Tensor, list[tuple[float, float]]]:
     """Re-draw a generated clip from its ``mix`` record: same sources, noise file, length
-    and labels; fresh order, offsets, noise excerpt and SNR (on-the-fly augmentation)."""
+    and labels; fresh order, offsets, noise excerpt (from the clip's split's noise region
+    only) and SNR (on-the-fly augmentation)."""
     mix = clip.mix
     if not mix or "sources" not in mix or "noise" not in mix:
         raise ManifestError(Path(clip.audio), f"clip {clip.id!r} has no noisy-mix record")
@@ -332,6 +366,7 @@ def remix(
         sample_rate,
         rng,
         may_drop=False,
+        split=clip.split,
     )
     return wave, spans
 
@@ -349,6 +384,7 @@ def _generate_one(job: NoisyJob, spec: NoisySpec, noises: Sequence[str], staging
             spec.sample_rate,
             clip_rng(spec.seed, job.id),
             may_drop=True,
+            split=job.split,
         )
     except AudioError as error:
         return Skipped(job.id, str(error.path), error.problem)
@@ -371,6 +407,7 @@ def _generate_one(job: NoisyJob, spec: NoisySpec, noises: Sequence[str], staging
         duration=spec.samples / spec.sample_rate,
         events=tuple(spans),
         mix=mix,
+        speaker=job.sources[0].speaker,
     )
 
 

@@ -1,6 +1,8 @@
 """Speech Commands (v0.02 layout): one folder per word, ``validation_list.txt`` and
 ``testing_list.txt`` naming the valid and test files (``word/file.wav``); everything
-else is train. ``_background_noise_`` (and any folder starting with ``_``) is not a class.
+else is train (the lists are speaker-disjoint; the speaker, the hash before
+``_nohash_``, is kept in every line). ``_background_noise_`` (and any folder starting
+with ``_``) is not a class.
 
 Without ``noise`` the manifest references the 1 s recordings by absolute path. With
 ``noise`` and ``length`` it materialises a noisy variant exactly as noisy digits does
@@ -49,6 +51,7 @@ def speech_commands_sources(root: Path) -> tuple[list[Source], tuple[str, ...]]:
             path,
             (word,),
             listed.get(f"{word}/{path.name}", "train"),
+            path.stem.split("_nohash_")[0],  # the dataset's speaker hash
         )
         for word in words
         for path in sorted((root / word).glob("*.wav"))

@@ -48,6 +48,12 @@ class TCResNet(StudentModel):
 
     The time-major map before pooling, [batch, T', channels], is the context the
     auxiliary attention head reads; T' halves (rounding up) at each widening block.
+
+    Front end: whatever the run gives every student; by default tkd's shared 40 log-mels
+    over 40 ms windows with a 20 ms hop (kws_streaming's, as the temporal-KD paper used),
+    so TC-ResNet8 sees 101 frames and 13 time steps at 2 s. The TC-ResNet paper fed 40
+    MFCCs over 30 ms windows with a 10 ms hop (``features.TC_RESNET_PAPER``: 201 frames,
+    26 time steps at 2 s); the architecture is the same for either.
     """
 
     channels: tuple[int, ...]
@@ -80,12 +86,14 @@ class TCResNet(StudentModel):
 
 
 class TCResNet8(TCResNet):
-    """Three blocks, widths [16, 24, 32, 48]: ~66K parameters at 40 MFCCs."""
+    """Three blocks, widths [16, 24, 32, 48]: 65,168 parameters at 40 features and 12
+    classes (the paper reports 66K)."""
 
     channels = (16, 24, 32, 48)
 
 
 class TCResNet14(TCResNet):
-    """Six blocks, widths [16, 24, 24, 32, 32, 48, 48]: ~137K parameters at 40 MFCCs."""
+    """Six blocks, widths [16, 24, 24, 32, 32, 48, 48]: 135,856 parameters at 40 features
+    and 12 classes (the paper reports 137K)."""
 
     channels = (16, 24, 24, 32, 32, 48, 48)

@@ -79,7 +79,9 @@ def _bad_fsdd(root: Path) -> list[str]:
 
 
 def _prepare_noisy(root: Path, out: Path, **options) -> Manifest:
-    return prepare_noisy_digits(root, root / "noise", out, length=0.5, **options)
+    return prepare_noisy_digits(  # one speaker: only the recording split applies
+        root, root / "noise", out, length=0.5, split_by="recording", **options
+    )
 
 
 def _make_fsdd(root: Path) -> Path:
@@ -163,7 +165,7 @@ def test_noisy_digits_reports_misnamed_recordings(tmp_path):
     (root / "recordings" / "hello.wav").write_bytes(
         (root / "recordings" / "0_ann_0.wav").read_bytes()
     )
-    prepare_noisy_digits(root, root / "noise", tmp_path / "out", length=0.5)
+    _prepare_noisy(root, tmp_path / "out")
     (skipped,) = read_skipped(tmp_path / "out")
     assert skipped.id == "hello" and "name is not" in skipped.problem
 
@@ -172,10 +174,14 @@ def test_noisy_digits_needs_usable_noise(tmp_path):
     root = _make_fsdd(tmp_path / "fsdd")
     write_bad_files(tmp_path / "junk_noise")
     with pytest.raises(ManifestError) as caught:
-        prepare_noisy_digits(root, tmp_path / "junk_noise", tmp_path / "out", length=0.5)
+        prepare_noisy_digits(
+            root, tmp_path / "junk_noise", tmp_path / "out", length=0.5, split_by="recording"
+        )
     assert caught.value.path == tmp_path / "junk_noise"
     with pytest.raises(ManifestError) as caught:
-        prepare_noisy_digits(root, tmp_path / "no_noise", tmp_path / "out", length=0.5)
+        prepare_noisy_digits(
+            root, tmp_path / "no_noise", tmp_path / "out", length=0.5, split_by="recording"
+        )
     assert caught.value.path == tmp_path / "no_noise"
 
 
@@ -193,9 +199,11 @@ def test_noisy_digits_late_decode_failure_is_reported_or_refused(tmp_path):
     root = _make_fsdd(tmp_path / "fsdd")
     nan = np.full(800, np.nan, dtype=np.float32)
     soundfile.write(root / "recordings" / "5_ann_95.wav", nan, 8000, subtype="FLOAT")
-    prepare_noisy_digits(root, root / "noise", tmp_path / "out", length=0.5)
+    prepare_noisy_digits(root, root / "noise", tmp_path / "out", length=0.5, split_by="recording")
     (skipped,) = read_skipped(tmp_path / "out")
     assert skipped.id == "5_ann_95" and "NaN" in skipped.problem
     with pytest.raises(AudioError, match="NaN"):
-        prepare_noisy_digits(root, root / "noise", tmp_path / "strict", length=0.5, strict=True)
+        prepare_noisy_digits(
+            root, root / "noise", tmp_path / "strict", length=0.5, strict=True, split_by="recording"
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fsdd", "out"]  # no staging left

@@ -41,6 +41,7 @@ def test_speech_commands_words_splits_and_ids(tmp_path):
     assert manifest["no_x1_nohash_0"].split == "test"
     assert manifest["up_x4_nohash_0"].split == "train"
     assert manifest["up_x4_nohash_0"].labels == ("up",)
+    assert manifest["up_x4_nohash_0"].speaker == "x4"  # the hash before _nohash_
     assert {name: len(manifest.split(name)) for name in ("train", "valid", "test")} == {
         "train": 9,
         "valid": 3,

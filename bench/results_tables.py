@@ -1,0 +1,293 @@
+"""Results are data: every table in docs/results.md (and every figure in the README's
+results summary) is rendered from docs/results/*.json.
+
+A table sits between ``<!-- results: NAME -->`` and ``<!-- /results -->`` in a page;
+this script rewrites what is between the markers from the JSON that ``TABLES[NAME]``
+reads, so a number in the page can always be traced to a committed file (the command,
+the commit, the machine, the wall time and the per-run values). A file whose
+``reproducible`` is false holds numbers transcribed from an earlier page whose outputs
+were not kept; its tables say so in a line above them.
+
+    python bench/results_tables.py          # rewrite the pages
+    python bench/results_tables.py --check  # exit 1, naming the tables, if one is stale
+
+Benchmarks write their JSON with :func:`save_result`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "docs" / "results"
+PAGES = (ROOT / "docs" / "results.md", ROOT / "README.md")
+BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+NOT_REPRODUCIBLE = "**Not reproducible data**"
+
+
+def save_result(name: str, result: dict[str, Any], wall_s: float) -> Path:
+    """Write a benchmark's result with what makes it checkable: command, commit, machine."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    record = {
+        "command": " ".join(["python", *sys.argv]),
+        "commit": commit or None,
+        "machine": result.pop("machine", platform.machine()),
+        "wall_s": round(wall_s, 1),
+        "reproducible": True,
+        **result,
+    }
+    out = RESULTS_DIR / f"{name}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    return out
+
+
+def load(name: str, results: Path) -> dict[str, Any]:
+    path = results / f"{name}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{path}: cannot be read as JSON ({error})") from None
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def provenance(data: dict[str, Any]) -> str:
+    """The line under every table: where it came from, or that it cannot be reproduced."""
+    if data.get("published"):
+        return f"\n**Published figures, not measured by tkd**: {data['provenance']}\n"
+    if not data.get("reproducible", False):
+        return f"\n{NOT_REPRODUCIBLE}: {data['provenance']}\n"
+    commit = (data.get("commit") or "unknown")[:10]
+    wall = f", {data['wall_s']} s wall" if data.get("wall_s") is not None else ""
+    return f"\nCommand: `{data['command']}` (commit {commit}, {data['machine']}{wall}).\n"
+
+
+def score(cell: dict[str, Any] | None) -> str:
+    """Mean ± std (n) in percent; n = 1 shows no spread."""
+    if cell is None:
+        return ""
+    spread = "" if cell["std"] is None else f" ± {cell['std'] * 100:.1f}"
+    return f"{cell['mean'] * 100:.1f}{spread} (n = {cell['n']})"
+
+
+# -- one renderer per table -----------------------------------------------------------
+def extraction(results: Path) -> str:
+    rows, sources = [], []
+    for preset in ("whisper-6l", "whisper-tiny"):
+        data = load(f"extraction-{preset}-cpu", results)
+        sources.append(provenance(data).strip())
+        for row in data["rows"]:
+            rows.append(
+                [
+                    preset,
+                    f"{row['seconds']:g} s",
+                    row["batch"],
+                    f"{row['bare_clips_per_s']:,}",
+                    f"{row['extract_clips_per_s']:,}",
+                    f"{row['overhead']:.2f}×",
+                ]
+            )
+    header = ["teacher", "clip", "batch", "bare clips/s", "extraction clips/s", "overhead"]
+    return table(header, rows) + "\n" + "\n".join(sources) + "\n"
+
+
+def throughput(results: Path) -> str:
+    data = load("student-throughput-cpu", results)
+    rows = [
+        [
+            row["student"],
+            row["steps_per_s_none"],
+            row["steps_per_s_attention"],
+            f"{row['kd_cost'] * 100:.0f} %" if row["kd_cost"] >= 0 else "(faster: noise)",
+        ]
+        for row in data["rows"]
+    ]
+    header = ["student", "steps/s, --kd none", "steps/s, --kd attention", "KD cost"]
+    return table(header, rows) + provenance(data)
+
+
+def cache_reuse(results: Path) -> str:
+    data = load("cache-reuse-cpu", results)
+    rows = [[f"N = {n}", f"{ratio:.1f}×"] for n, ratio in data["online_over_cached"].items()]
+    times = (
+        f"\nExtraction {data['extraction_s']} s, one cached run {data['cached_run_s']} s, "
+        f"one online run {data['online_run_s']} s ({data['teacher']} teacher, "
+        f"{data['student']}, {data['clips']} clips, {data['epochs']} epochs).\n"
+    )
+    return table(["student runs", "online / cached"], rows) + times + provenance(data)
+
+
+def kd_accuracy(name: str) -> Callable[[Path], str]:
+    """Test score per student, w/o KD and per teacher attention source, plus the teacher."""
+
+    def render(results: Path) -> str:
+        data = load(name, results)
+        students, conditions = data["students"], data["conditions"]
+        header = ["", *students, "teacher"]
+        rows = [
+            [
+                label,
+                *(score(students[s].get(key, {}).get("test")) for s in students),
+                score(data["teacher"]["test"]) if key == "none" else "",
+            ]
+            for key, label in conditions.items()
+        ]
+        return table(header, rows) + provenance(data)
+
+    return render
+
+
+def kd_mass(name: str) -> Callable[[Path], str]:
+    """Share of attention inside the event: the teacher's per layer and each student's."""
+
+    def render(results: Path) -> str:
+        data = load(name, results)
+        students, conditions, teacher = data["students"], data["conditions"], data["teacher"]
+        header = ["", "teacher rollout per layer", "teacher own attention per layer", *students]
+        rows = []
+        for key, label in conditions.items():
+            layers = [
+                " / ".join(f"{v:.3f}" for v in teacher["in_event_mass"][kind])
+                if key == "none"
+                else ""
+                for kind in ("rollout", "attention")
+            ]
+            cells = []
+            for student in students:
+                cell = students[student].get(key, {})
+                note = f" ({cell['mass_note']})" if "mass_note" in cell else ""
+                cells.append(f"{cell['mass']:.3f}{note}" if "mass" in cell else "")
+            rows.append([label, *layers, *cells])
+        uniform = f"\nUniform attention would give {data['uniform_mass']}.\n"
+        return table(header, rows) + uniform + provenance(data)
+
+    return render
+
+
+def profile(results: Path) -> str:
+    data = load("profile-cpu", results)
+    formats = data["formats"]
+    header = [
+        "student",
+        "params",
+        "MACs (M)",
+        f"size (KB): {' / '.join(formats)}",
+        f"latency (ms): {' / '.join(formats)}",
+    ]
+    rows = [
+        [
+            row["student"],
+            f"{row['params']:,}",
+            f"{row['macs_m']:.2f}",
+            " / ".join(f"{kb:g}" for kb in row["size_kb"]),
+            " / ".join(f"{ms:.2f}" for ms in row["latency_ms"]),
+        ]
+        for row in data["rows"]
+    ]
+    return table(header, rows) + provenance(data)
+
+
+def paper_lambda(results: Path) -> str:
+    """The paper's λ sweep at L = 8 s as recorded in shared/docs/method.md."""
+    data = load("paper-choi2022", results)
+    sweep = data["lambda_sweep"]
+    header = ["L", "student", *(f"λ = {w:g}" for w in sweep["weights"]), "best gain over λ = 0"]
+    rows = []
+    for length, students in sweep["lengths"].items():
+        for student, values in students.items():
+            gain = max(values[1:]) - values[0]
+            rows.append([f"{length} s", student, *(f"{v:.2f}" for v in values), f"{gain:+.2f}"])
+    teacher = f"\nTeacher at L = 8 s: {sweep['teacher']['8']:.2f}.\n"
+    return table(header, rows) + teacher + provenance(sweep)
+
+
+def paper_table2(results: Path) -> str:
+    """The paper's Table 2 (w/o → w/ KD), with gains and the five-student mean gain."""
+    data = load("paper-choi2022", results)["table2"]
+    students = data["students"]
+    header = ["L", *students, "mean gain", "teacher"]
+    rows = []
+    for length, row in data["lengths"].items():
+        gains = [row[s][1] - row[s][0] for s in students]
+        cells = [f"{row[s][0]:.2f} → {row[s][1]:.2f} ({g:+.2f})" for s, g in zip(students, gains)]
+        mean = f"{sum(gains) / len(gains):+.2f}"
+        rows.append([f"{length} s", *cells, mean, f"{row['teacher']:.2f}"])
+    return table(header, rows) + provenance(data)
+
+
+def readme_summary(results: Path) -> str:
+    """The benchmark figures the README quotes."""
+    six = load("extraction-whisper-6l-cpu", results)["rows"]
+    costs = [row["kd_cost"] for row in load("student-throughput-cpu", results)["rows"]]
+    reuse = load("cache-reuse-cpu", results)["online_over_cached"]
+    overheads = [row["overhead"] for row in six]
+    return (
+        f"- extraction costs {min(overheads):.2f}–{max(overheads):.2f}× the bare teacher "
+        "forward for a 6-layer Whisper encoder on CPU (1–8 s clips);\n"
+        f"- attention KD costs up to {max(costs) * 100:.0f} % of stage-two training "
+        "throughput on CPU;\n"
+        f"- 20 student runs against one cache are {reuse['20']:.1f}× faster than running "
+        "the teacher online.\n"
+    )
+
+
+TABLES: dict[str, Callable[[Path], str]] = {
+    "extraction": extraction,
+    "student-throughput": throughput,
+    "cache-reuse": cache_reuse,
+    "demo-accuracy": kd_accuracy("demo-cpu"),
+    "demo-mass": kd_mass("demo-cpu"),
+    "in-speaker-accuracy": kd_accuracy("noisy-digits-in-speaker-cpu"),
+    "in-speaker-mass": kd_mass("noisy-digits-in-speaker-cpu"),
+    "profile": profile,
+    "paper-lambda": paper_lambda,
+    "paper-table2": paper_table2,
+    "readme-summary": readme_summary,
+}
+
+
+def render(page: str, results: Path = RESULTS_DIR) -> str:
+    """The page with every marked block rewritten from the JSON; unknown names fail."""
+
+    def block(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"unknown results block {name!r}; known: {', '.join(TABLES)}")
+        return f"{match[1]}{TABLES[name](results)}{match[4]}"
+
+    return BLOCK.sub(block, page)
+
+
+def stale_blocks(page: str, results: Path = RESULTS_DIR) -> list[str]:
+    fresh = {m["name"]: m["body"] for m in BLOCK.finditer(render(page, results))}
+    return [m["name"] for m in BLOCK.finditer(page) if fresh[m["name"]] != m["body"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if the page is stale")
+    args = parser.parse_args()
+    for path in PAGES:
+        page = path.read_text(encoding="utf-8")
+        if not args.check:
+            path.write_text(render(page), encoding="utf-8")
+        elif stale := stale_blocks(page):
+            raise SystemExit(f"{path}: stale table(s) {', '.join(stale)}; run {__file__}")
+
+
+if __name__ == "__main__":
+    main()
