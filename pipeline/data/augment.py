@@ -21,7 +21,7 @@ augmentation applies to every view >= 1, in the order of :func:`apply`:
 - ``shift``: moved later (positive) or earlier by whole milliseconds, zero-filled. Not
   circular: a wrapped shift would cut an event near an edge in two and put the end of
   the clip before its start; zero fill keeps one span per event, as TF's speech_commands
-  time-shift does. The shift is drawn so that known events stay inside the clip.
+  time-shift does. Speed and shift are drawn so that known events stay inside the clip.
 - ``gain``: a level change in dB (no clipping: waveforms are float).
 
 A view keeps the clip's length: speed is followed by zero padding or cropping at the end,
@@ -216,7 +216,8 @@ def draw_view(
         )
     speed = (1, 1)
     if "speed" in settings.augment:
-        speed = settings.speed_rates[int(rng("speed").integers(len(settings.speed_rates)))]
+        rates = _rates_that_fit(clip, settings.speed_rates)
+        speed = rates[int(rng("speed").integers(len(rates)))]
     if "shift" in settings.augment:
         low, high = _shift_bounds(clip, Fraction(*speed), settings.max_shift_s)
         drawn["shift_s"] = int(rng("shift").integers(low, high + 1)) / 1000
@@ -346,6 +347,16 @@ def _draw_noise(
     start = round(float(rng.uniform(region.start_s, latest)), 3)
     low, high = settings.snr_db or clip.mix["snr_range"]
     return NoiseDraw(region.path, start, round(float(rng.uniform(low, high)), 3))
+
+
+def _rates_that_fit(clip: Clip, rates: Sequence[tuple[int, int]]) -> Sequence[tuple[int, int]]:
+    """The rates at which the clip's events, first onset to last offset, still fit in the
+    clip (a slow-down stretches them), so a shift can keep them whole; all if none do."""
+    if not clip.events:
+        return rates
+    extent = max(off for _, off in clip.events) - min(on for on, _ in clip.events)
+    fitting = [rate for rate in rates if extent * rate[1] / rate[0] <= clip.duration]
+    return fitting or rates
 
 
 def _shift_bounds(clip: Clip, rate: Fraction, max_shift_s: float) -> tuple[int, int]:
