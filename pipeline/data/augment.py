@@ -46,7 +46,9 @@ from pipeline.data.recipes.common import mix_events, stable_hash
 
 AUGMENTATIONS = ("speed", "shift", "gain", "remix", "mix")
 # 0.85 .. 1.15 in steps of 0.05, as ratios whose terms stay small (fast polyphase resampling)
-SPEED_RATES = tuple((round(r * 20), 20) for r in (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15))
+SPEED_RATES = tuple(
+    (f.numerator, f.denominator) for f in (Fraction(n, 20) for n in range(17, 24))
+)  # (17, 20), (9, 10), (19, 20), (1, 1), (21, 20), (11, 10), (23, 20)
 VIEW_STREAM = 0x7669_6577  # "view": keeps view draws apart from the recipes' clip streams
 
 AudioLoader = Callable[[str], torch.Tensor]  # path -> mono wave at the caller's sample rate
@@ -237,8 +239,9 @@ def apply(
 ) -> torch.Tensor:
     """View ``params`` of the clip whose audio is ``wave`` [samples]; same length out.
 
-    Remix views need the ``clip`` (its ``mix`` record and events) and ``load_audio`` for
-    its sources and the noise; mix views need the partner's audio (its view 0) as
+    Remix views are rebuilt from the clip's sources rather than from ``wave``: they need
+    the ``clip`` (its ``mix`` record and events) and ``load_audio`` for its sources and
+    the noise. Mix views need the partner's audio (its view 0) as
     ``partner_wave``. Pure: ``wave`` is never modified, and the identity returns it.
     """
     if params.is_identity:
@@ -249,7 +252,7 @@ def apply(
             raise ValueError(
                 f"view {params.view} of {params.clip_id!r} re-mixes: pass clip and load_audio"
             )
-        wave = remix(clip, params.noise, sample_rate, load_audio)
+        wave = fit_length(remix(clip, params.noise, sample_rate, load_audio), length)
     if params.partner is not None:
         if partner_wave is None:
             raise ValueError(
@@ -257,7 +260,7 @@ def apply(
                 f"{params.partner.clip_id!r}: pass its audio as partner_wave"
             )
         wave = mix_clips(wave, fit_length(partner_wave, length), params.partner.level_db)
-    if params.speed != (1, 1):
+    if params.rate != 1:
         wave = fit_length(change_speed(wave, params.speed), length)
     if params.shift_s:
         wave = shift(wave, params.shift_samples(sample_rate))
