@@ -14,7 +14,8 @@ augmentation applies to every view >= 1, in the order of :func:`apply`:
   at their original offsets, over another noise excerpt at another SNR; the caller says
   which noise may be used (:class:`NoiseRegion`), so each split keeps its own noise.
 - ``mix``: another clip (chosen among ``partners`` the caller allows) added at a level
-  relative to this one; its id is in the parameters, its labels are the caller's concern.
+  relative to this one; its id is in the parameters, its labels are the caller's concern
+  and its events move through the view like the clip's (:func:`map_events`).
 - ``speed``: played ``r`` times as fast (duration / r, pitch x r, as sox's ``speed``),
   ``r`` on a grid of small-integer ratios: resampling between rates with large coprime
   terms is about 100x slower.
