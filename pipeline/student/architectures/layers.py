@@ -66,17 +66,26 @@ class PeepholeRecurrence(torch.autograd.Function):
             torch.cat((i, f, g, o), 1, out=acts[t])
             torch.tanh(c[t + 1], out=tanh_c[t])
             torch.mm(o * tanh_c[t], projection_t, out=h[t + 1])
-        ctx.save_for_backward(recurrent, peephole_input, peephole_forget, peephole_output)
-        ctx.projection = projection
-        ctx.states = (h, c, acts, tanh_c)
+        ctx.save_for_backward(
+            recurrent,
+            peephole_input,
+            peephole_forget,
+            peephole_output,
+            projection,
+            h,
+            c,
+            acts,
+            tanh_c,
+        )
         return h[1:].transpose(0, 1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, ...]:
-        recurrent, peephole_input, peephole_forget, peephole_output = ctx.saved_tensors
-        projection = ctx.projection
-        h, c, acts, tanh_c = ctx.states
+        (recurrent, peephole_input, peephole_forget, peephole_output, projection) = (
+            ctx.saved_tensors[:5]
+        )
+        h, c, acts, tanh_c = ctx.saved_tensors[5:]
         frames = acts.shape[0]
         grad_h_out = grad_out.transpose(0, 1)
         grad_h = torch.empty_like(h[1:])  # total gradient reaching each h_t
