@@ -82,10 +82,8 @@ class PeepholeRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, ...]:
-        (recurrent, peephole_input, peephole_forget, peephole_output, projection) = (
-            ctx.saved_tensors[:5]
-        )
-        h, c, acts, tanh_c = ctx.saved_tensors[5:]
+        weights, (h, c, acts, tanh_c) = ctx.saved_tensors[:5], ctx.saved_tensors[5:]
+        recurrent, peephole_input, peephole_forget, peephole_output, projection = weights
         frames = acts.shape[0]
         grad_h_out = grad_out.transpose(0, 1)
         grad_h = torch.empty_like(h[1:])  # total gradient reaching each h_t
@@ -105,7 +103,7 @@ class PeepholeRecurrence(torch.autograd.Function):
             carry_c = grad_c * f + grad_zi * peephole_input + grad_zf * peephole_forget
             carry_h = grad_gates[t] @ recurrent
         flat_gates = grad_gates.flatten(0, 1)
-        i, f, g, o = acts.chunk(4, 2)
+        o = acts.chunk(4, 2)[3]
         grad_zi, grad_zf, _, grad_zo = grad_gates.chunk(4, 2)
         memory = (o * tanh_c).flatten(0, 1)
         return (
