@@ -114,7 +114,7 @@ def test_the_speed_grid_is_fast() -> None:
     for rate in SPEED_RATES:
         change_speed(wave, rate)
     # a coprime pair (17174 -> 16000 Hz) takes seconds per 2 s clip; the grid, milliseconds
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 1.0
 
 
 def test_a_shift_moves_an_impulse_by_the_recorded_amount() -> None:
