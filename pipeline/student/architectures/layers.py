@@ -3,9 +3,117 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+
+def peephole_cell(
+    gates: Tensor,
+    c: Tensor,
+    peephole_input: Tensor,
+    peephole_forget: Tensor,
+    peephole_output: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One step of TF's peephole LSTM cell from its pre-activation gates [batch, 4 x units]
+    and the previous cell state: (input, forget, candidate, output gates, new cell state).
+    The one statement of the cell's math, shared by the loop and the fused recurrence."""
+    i, f, g, o = gates.chunk(4, 1)
+    i = torch.sigmoid(i + peephole_input * c)
+    f = torch.sigmoid(f + peephole_forget * c)
+    g = torch.tanh(g)
+    c = f * c + i * g
+    o = torch.sigmoid(o + peephole_output * c)
+    return i, f, g, o, c
+
+
+class PeepholeRecurrence(torch.autograd.Function):
+    """The recurrence over all frames with a hand-written backward.
+
+    Autograd through a per-frame loop is slow on CPU for two reasons: every
+    ``gates_x[:, t]`` gets its own backward that zero-fills a full [batch, frames, 4 x units]
+    gradient (quadratic in frames), and every step adds two weight-gradient matmuls. Here
+    the backward loop only carries the state gradients; the recurrent and projection weight
+    gradients are one matmul each over all frames. Same math as the loop, to float
+    round-off (tests/student/architectures/test_peephole_lstm.py).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        gates_x: Tensor,
+        recurrent: Tensor,
+        peephole_input: Tensor,
+        peephole_forget: Tensor,
+        peephole_output: Tensor,
+        projection: Tensor,
+    ) -> Tensor:
+        batch, frames, _ = gates_x.shape
+        units, proj_size = projection.shape[1], projection.shape[0]
+        inputs = gates_x.transpose(0, 1)
+        recurrent_t, projection_t = recurrent.t().contiguous(), projection.t().contiguous()
+        # h_{t-1} and c_{t-1} for t = 0..frames (index 0 is the zero initial state)
+        h = gates_x.new_zeros(frames + 1, batch, proj_size)
+        c = gates_x.new_zeros(frames + 1, batch, units)
+        acts = gates_x.new_empty(frames, batch, 4 * units)  # i, f, g, o after activation
+        tanh_c = gates_x.new_empty(frames, batch, units)
+        for t in range(frames):
+            gates = torch.addmm(inputs[t], h[t], recurrent_t)
+            i, f, g, o, c[t + 1] = peephole_cell(
+                gates, c[t], peephole_input, peephole_forget, peephole_output
+            )
+            torch.cat((i, f, g, o), 1, out=acts[t])
+            torch.tanh(c[t + 1], out=tanh_c[t])
+            torch.mm(o * tanh_c[t], projection_t, out=h[t + 1])
+        ctx.save_for_backward(
+            recurrent,
+            peephole_input,
+            peephole_forget,
+            peephole_output,
+            projection,
+            h,
+            c,
+            acts,
+            tanh_c,
+        )
+        return h[1:].transpose(0, 1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, ...]:
+        weights, (h, c, acts, tanh_c) = ctx.saved_tensors[:5], ctx.saved_tensors[5:]
+        recurrent, peephole_input, peephole_forget, peephole_output, projection = weights
+        frames = acts.shape[0]
+        grad_h_out = grad_out.transpose(0, 1)
+        grad_h = torch.empty_like(h[1:])  # total gradient reaching each h_t
+        grad_gates = torch.empty_like(acts)
+        carry_h = torch.zeros_like(h[0])
+        carry_c = torch.zeros_like(c[0])
+        for t in range(frames - 1, -1, -1):
+            torch.add(grad_h_out[t], carry_h, out=grad_h[t])
+            i, f, g, o = acts[t].chunk(4, 1)
+            grad_m = grad_h[t] @ projection
+            grad_zo = grad_m * tanh_c[t] * o * (1 - o)
+            grad_c = carry_c + grad_m * o * (1 - tanh_c[t] * tanh_c[t]) + grad_zo * peephole_output
+            grad_zi = grad_c * g * i * (1 - i)
+            grad_zf = grad_c * c[t] * f * (1 - f)
+            grad_zg = grad_c * i * (1 - g * g)
+            torch.cat((grad_zi, grad_zf, grad_zg, grad_zo), 1, out=grad_gates[t])
+            carry_c = grad_c * f + grad_zi * peephole_input + grad_zf * peephole_forget
+            carry_h = grad_gates[t] @ recurrent
+        flat_gates = grad_gates.flatten(0, 1)
+        o = acts.chunk(4, 2)[3]
+        grad_zi, grad_zf, _, grad_zo = grad_gates.chunk(4, 2)
+        memory = (o * tanh_c).flatten(0, 1)
+        return (
+            grad_gates.transpose(0, 1),
+            flat_gates.t() @ h[:-1].flatten(0, 1),
+            (grad_zi * c[:-1]).sum((0, 1)),
+            (grad_zf * c[:-1]).sum((0, 1)),
+            (grad_zo * c[1:]).sum((0, 1)),
+            grad_h.flatten(0, 1).t() @ memory,
+        )
 
 
 class PeepholeLSTM(nn.Module):
@@ -17,6 +125,10 @@ class PeepholeLSTM(nn.Module):
     half of the gate matmul runs once over all frames; only the recurrent half loops. The
     forget-gate bias starts at 1 (TF's ``forget_bias``) and the peepholes at 0, so
     training starts from a plain projected LSTM.
+
+    Training (gradients on) runs :class:`PeepholeRecurrence`; inference, TorchScript
+    (scripted or traced) and ONNX export run the plain loop through the ``Linear``
+    modules, which dynamic int8 quantization can replace.
     """
 
     def __init__(self, input_size: int, hidden_size: int, proj_size: int):
@@ -36,21 +148,40 @@ class PeepholeLSTM(nn.Module):
             self.input_gates.bias[hidden_size : 2 * hidden_size] = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
-        batch = x.size(0)
         gates_x = self.input_gates(x)
-        h = x.new_zeros(batch, self.proj_size)
-        c = x.new_zeros(batch, self.hidden_size)
+        if torch.jit.is_scripting():
+            return self.loop(gates_x)
+        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if torch.is_grad_enabled() and not exporting:
+            return self.fused(gates_x)
+        return self.loop(gates_x)
+
+    def loop(self, gates_x: Tensor) -> Tensor:
+        h = gates_x.new_zeros(gates_x.size(0), self.proj_size)
+        c = gates_x.new_zeros(gates_x.size(0), self.hidden_size)
         outputs: list[Tensor] = []
-        for t in range(x.size(1)):
-            gates = gates_x[:, t] + self.recurrent_gates(h)
-            i, f, g, o = gates.chunk(4, 1)
-            i = torch.sigmoid(i + self.peephole_input * c)
-            f = torch.sigmoid(f + self.peephole_forget * c)
-            c = f * c + i * torch.tanh(g)
-            o = torch.sigmoid(o + self.peephole_output * c)
+        for t in range(gates_x.size(1)):
+            _, _, _, o, c = peephole_cell(
+                gates_x[:, t] + self.recurrent_gates(h),
+                c,
+                self.peephole_input,
+                self.peephole_forget,
+                self.peephole_output,
+            )
             h = self.projection(o * torch.tanh(c))
             outputs.append(h)
         return torch.stack(outputs, dim=1)
+
+    @torch.jit.unused
+    def fused(self, gates_x: Tensor) -> Tensor:
+        return PeepholeRecurrence.apply(
+            gates_x,
+            self.recurrent_gates.weight,
+            self.peephole_input,
+            self.peephole_forget,
+            self.peephole_output,
+            self.projection.weight,
+        )
 
 
 class RecurrentSequence(nn.Module):
