@@ -108,11 +108,13 @@ class NoiseRegion:
 
 @dataclass(frozen=True)
 class NoiseDraw:
-    """Remix: the noise excerpt (file, start) and the SNR over each event's span."""
+    """Remix: the noise excerpt (file, start) and the SNR over each event's span; the
+    excerpt loops inside ``region_s`` (the split's noise region; None: the whole file)."""
 
     path: str
     start_s: float
     snr_db: float
+    region_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,12 @@ class ViewParams:
             speed=(int(data["speed"][0]), int(data["speed"][1])),
             shift_s=float(data["shift_s"]),
             gain_db=float(data["gain_db"]),
-            noise=NoiseDraw(str(noise["path"]), float(noise["start_s"]), float(noise["snr_db"]))
+            noise=NoiseDraw(
+                str(noise["path"]),
+                float(noise["start_s"]),
+                float(noise["snr_db"]),
+                tuple(noise["region_s"]) if noise.get("region_s") else None,
+            )
             if noise
             else None,
             partner=PartnerDraw(str(partner["clip_id"]), float(partner["level_db"]))
@@ -316,8 +323,11 @@ def remix(clip: Clip, noise: NoiseDraw, sample_rate: int, load_audio: AudioLoade
         for path, start, end in zip(mix["sources"], offsets, ends, strict=True)
     ]
     bed = load_audio(noise.path)
-    start = round(noise.start_s * sample_rate)
-    if bed.shape[-1] < start + samples:  # a short noise file is looped, as the recipe does
+    low, high = (
+        round(edge * sample_rate) for edge in noise.region_s or (0, bed.shape[-1] / sample_rate)
+    )
+    bed, start = bed[low:high], round(noise.start_s * sample_rate) - low
+    if bed.shape[-1] < start + samples:  # a short region is looped, as the recipe does
         bed = bed.repeat(math.ceil((start + samples) / bed.shape[-1]))
     return mix_events(events, offsets, bed[start : start + samples], noise.snr_db)
 
@@ -350,7 +360,8 @@ def _draw_noise(
     latest = max(region.end_s - float(clip.mix["length"]), region.start_s)
     start = round(float(rng.uniform(region.start_s, latest)), 3)
     low, high = settings.snr_db or clip.mix["snr_range"]
-    return NoiseDraw(region.path, start, round(float(rng.uniform(low, high)), 3))
+    snr = round(float(rng.uniform(low, high)), 3)
+    return NoiseDraw(region.path, start, snr, (region.start_s, region.end_s))
 
 
 def _rates_that_fit(clip: Clip, rates: Sequence[tuple[int, int]]) -> Sequence[tuple[int, int]]:

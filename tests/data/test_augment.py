@@ -194,7 +194,9 @@ def noisy(tmp_path_factory) -> tuple[list[Clip], Path, Path]:
     root = tmp_path_factory.mktemp("augment")
     fsdd, noise = make_fsdd(root, speakers=("ann",)), make_noise(root / "noise", seconds=3.0)
     out = root / "data"
-    manifest = prepare_noisy_digits(fsdd, noise, out, 1.0, multi_label=True, speakers={"ann"})
+    manifest = prepare_noisy_digits(
+        fsdd, noise, out, 1.0, multi_label=True, speakers={"ann"}, split_by="recording"
+    )
     return manifest.clips, out, noise
 
 
@@ -202,7 +204,9 @@ def test_remix_with_the_recorded_draw_rebuilds_the_clip(noisy) -> None:
     clips, out, _ = noisy
     for item in clips[:5]:
         mix = item.mix
-        draw = NoiseDraw(mix["noise"], mix["noise_start"], mix["snr_db"])
+        draw = NoiseDraw(
+            mix["noise"], mix["noise_start"], mix["snr_db"], tuple(mix["noise_region"])
+        )
         rebuilt = remix(item, draw, RATE, lambda path: cached_audio(path, RATE))
         stored = load_audio(out / item.audio, RATE)
         # 16-bit storage and the SNR recorded to 1e-3 dB
