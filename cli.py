@@ -426,9 +426,8 @@ KD_NAMES = ["none", "attention", "logits", "both"]
 
 
 def student_training_options(function):
-    """The options train-student and run share."""
+    """The options train-student and run share (run sweeps lambda with --kd-weights)."""
     options = [
-        click.option("--kd-weight", default=0.25, type=float, help="lambda of the attention KL."),
         click.option(
             "--logit-weight", default=0.5, type=float, help="CMKD lambda: weight of the task loss."
         ),
@@ -468,6 +467,7 @@ def _training_options(student: str, kd: str, seed: int, **values):
 )
 @click.option("--kd", default="none", type=click.Choice(KD_NAMES))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
+@click.option("--kd-weight", default=0.25, type=float, help="lambda of the attention KL.")
 @SEED
 @student_training_options
 def train_student_command(data, student, cache, kd, out, seed, **values):
