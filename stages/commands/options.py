@@ -102,9 +102,10 @@ def compose(*options: Decorator) -> Decorator:
     return apply
 
 
-def data_option(required: bool = True, help: str = "Prepared dataset folder.") -> Decorator:
-    if not required:
-        help = "Dataset (default: the run's)."
+def data_option(required: bool = True, help: str | None = None) -> Decorator:
+    """``--data``: a prepared dataset folder; optional where a run knows its own."""
+    if help is None:
+        help = "Prepared dataset folder." if required else "Dataset (default: the run's)."
     return click.option("--data", required=required, default=None, type=EXISTING_DIR, help=help)
 
 
