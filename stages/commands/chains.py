@@ -18,7 +18,7 @@ from stages.commands.options import (
     TEACHER,
     data_option,
     float_list,
-    name_list,
+    names_option,
     out_option,
     student_options,
     teacher_attention_option,
@@ -28,19 +28,8 @@ from stages.commands.options import (
 @main.command("run")
 @data_option()
 @TEACHER
-@click.option(
-    "--students",
-    default="all",
-    callback=name_list(STUDENTS),
-    help=f"Comma-separated, or 'all': {', '.join(STUDENTS)}.",
-)
-@click.option(
-    "--kd",
-    "kd_modes",
-    default="none,attention",
-    callback=name_list(KD_MODES),
-    help=f"Comma-separated KD modes, or 'all': {', '.join(KD_MODES)}.",
-)
+@names_option("--students", STUDENTS, "all")
+@names_option("--kd", KD_MODES, "none,attention", "kd_modes")
 @click.option(
     "--kd-weights",
     default=",".join(f"{w:g}" for w in KD_WEIGHT_GRID),

@@ -81,14 +81,20 @@ def _snr_range(ctx, param, value: str | None) -> dict:
     return {"snr_db": tuple(numbers)}
 
 
-def name_list(names: Iterable[str]) -> Callable:
-    """Callback: comma-separated names, or ``all`` for every one (checked by the stage)."""
+def names_option(flag: str, names: Iterable[str], default: str, *dest: str) -> Decorator:
+    """A comma-separated list of a registry's names, or ``all`` (each checked by the stage)."""
     known = list(names)
 
     def parse(_ctx, _param, value: str) -> list[str]:
         return known if value == "all" else [x.strip() for x in value.split(",") if x.strip()]
 
-    return parse
+    return click.option(
+        flag,
+        *dest,
+        default=default,
+        callback=parse,
+        help=f"Comma-separated, or 'all': {', '.join(known)}.",
+    )
 
 
 def compose(*options: Decorator) -> Decorator:
