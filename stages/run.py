@@ -19,6 +19,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pipeline.errors import TkdError
+from pipeline.student.architectures import STUDENTS
+from pipeline.student.losses import KD_MODES
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.training import write_json
 from stages.extract_teacher import extract_teacher
@@ -78,9 +81,31 @@ def _train_one(
     return train_student(data, folder, cache, options)
 
 
-def _execute(specs, data, out, cache, template, jobs, scheduler) -> list[dict[str, Any]]:
-    def options(spec: RunSpec) -> StudentTrainingOptions:
-        return replace(
+def check_sweep(
+    students: list[str],
+    kd_modes: list[str],
+    kd_weights: list[float],
+    seeds: int,
+    template: StudentTrainingOptions,
+    teacher_attention: list[str] | None = None,
+) -> tuple[list[RunSpec], list[StudentTrainingOptions]]:
+    """The sweep's runs and each run's options, all built (hence checked) before any work
+    starts: a bad value late in a list must not surface after the teacher has run."""
+    for flag, values, known in (("students", students, STUDENTS), ("kd", kd_modes, KD_MODES)):
+        if not values:
+            raise TkdError(f"--{flag}: give at least one of {', '.join(known)}")
+        unknown = [value for value in values if value not in known]
+        if unknown:
+            raise TkdError(f"--{flag}: unknown {unknown}; choose from {', '.join(known)}")
+    if not kd_weights and any(kd != "none" for kd in kd_modes):
+        raise TkdError("--kd-weights: give at least one lambda for the KD modes")
+    if seeds < 1:
+        raise TkdError(f"--seeds must be at least 1, got {seeds}")
+    for source in teacher_attention or []:  # also those no KD mode of this sweep uses
+        replace(template, teacher_attention=source)
+    specs = plan_runs(students, kd_modes, kd_weights, seeds, teacher_attention)
+    options = [
+        replace(
             template,
             student=spec.student,
             kd=spec.kd,
@@ -88,8 +113,16 @@ def _execute(specs, data, out, cache, template, jobs, scheduler) -> list[dict[st
             teacher_attention=spec.teacher_attention,
             seed=spec.seed,
         )
+        for spec in specs
+    ]
+    return specs, options
 
-    arguments = [(str(data), str(out / spec.folder), str(cache), options(spec)) for spec in specs]
+
+def _execute(specs, options, data, out, cache, jobs, scheduler) -> list[dict[str, Any]]:
+    arguments = [
+        (str(data), str(out / spec.folder), str(cache), run_options)
+        for spec, run_options in zip(specs, options, strict=True)
+    ]
     if scheduler:
         from dask.distributed import Client
 
@@ -224,14 +257,19 @@ def run_sweep(
     scheduler: str | None = None,
     teacher_attention: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Extract (or reuse) the teacher cache, train every student run, write the tables."""
+    """Extract (or reuse) the teacher cache, train every student run, write the tables.
+
+    Each run is ``template`` with its own student, KD mode, lambda (from ``kd_weights``;
+    ``template.kd_weight`` is not used), teacher attention and seed. Every run's options
+    are checked before the teacher runs.
+    """
     template = template or StudentTrainingOptions()
+    specs, options = check_sweep(students, kd_modes, kd_weights, seeds, template, teacher_attention)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
-    specs = plan_runs(students, kd_modes, kd_weights, seeds, teacher_attention)
     settings = list(dict.fromkeys(spec.setting for spec in specs))
-    results = _execute(specs, data, out, cache.cache_dir, template, jobs, scheduler)
+    results = _execute(specs, options, data, out, cache.cache_dir, jobs, scheduler)
     table = summarise(specs, results)
     metric = results[0]["metric"]
     teacher_metrics_path = Path(teacher) / "metrics.json"

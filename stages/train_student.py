@@ -37,7 +37,13 @@ from pipeline.student.checkpoint import (
 from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
 from pipeline.student.evaluation import evaluate_student
 from pipeline.student.features import FeatureConfig
-from pipeline.student.losses import KD_MODES, DistillationLoss
+from pipeline.student.losses import (
+    DEFAULT_KD_WEIGHT,
+    DEFAULT_LOGIT_WEIGHT,
+    DEFAULT_TEMPERATURE,
+    KD_MODES,
+    DistillationLoss,
+)
 from pipeline.training import History, ModelSelection, resolve_device, set_seed, write_json
 
 LAST = "last.pt"
@@ -47,9 +53,9 @@ LAST = "last.pt"
 class StudentTrainingOptions:
     student: str = "att-rnn"
     kd: str = "none"
-    kd_weight: float = 0.25
-    logit_weight: float = 0.5
-    temperature: float = 1.0
+    kd_weight: float = DEFAULT_KD_WEIGHT
+    logit_weight: float = DEFAULT_LOGIT_WEIGHT
+    temperature: float = DEFAULT_TEMPERATURE
     teacher_attention: str = "rollout"
     epochs: int = 30
     batch_size: int = 64

@@ -89,3 +89,19 @@ def test_tkd_errors_are_one_line_without_traceback(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_choices_and_defaults_come_from_the_registries():
+    from pipeline.student.architectures import STUDENTS
+    from pipeline.student.losses import DEFAULT_KD_WEIGHT, KD_MODES, KD_WEIGHT_GRID
+    from pipeline.teacher.presets import PRESETS
+
+    train = {p.name: p for p in main.commands["train-student"].params}
+    assert list(train["student"].type.choices) == list(STUDENTS)
+    assert list(train["kd"].type.choices) == list(KD_MODES)
+    assert train["kd_weight"].default == DEFAULT_KD_WEIGHT
+    run = {p.name: p for p in main.commands["run"].params}
+    assert "kd_weight" not in run  # a sweep's lambdas are --kd-weights
+    assert run["kd_weights"].default == ",".join(f"{w:g}" for w in KD_WEIGHT_GRID)
+    finetune = CliRunner().invoke(main, ["finetune-teacher", "--help"], terminal_width=200)
+    assert all(name in finetune.output for name in PRESETS)

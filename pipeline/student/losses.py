@@ -14,6 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 KD_MODES = ("none", "attention", "logits", "both")
+# The weights' one home (options, CLI and sweep defaults all read these): lambda of the
+# attention KL, the paper's lambda grid swept per student, CMKD's lambda_l and temperature.
+DEFAULT_KD_WEIGHT = 0.25
+KD_WEIGHT_GRID = (0.1, DEFAULT_KD_WEIGHT, 0.5)
+DEFAULT_LOGIT_WEIGHT = 0.5
+DEFAULT_TEMPERATURE = 1.0
 
 # Floor on student probabilities in the attention KL: a student weight that underflows to
 # 0 would otherwise make log(q) = -inf and the loss infinite.
@@ -120,20 +126,20 @@ class DistillationLoss:
     - ``logits``:    L = lambda_l * task + (1 - lambda_l) * D_logit  (CMKD)
     - ``both``:      L = lambda_l * task + (1 - lambda_l) * D_logit + lambda * KL(a_T ‖ a_S)
 
-    ``attention_weight`` is lambda, ``logit_weight`` is CMKD's lambda_l.
+    ``kd_weight`` is lambda, ``logit_weight`` is CMKD's lambda_l.
     """
 
     mode: str = "none"
-    attention_weight: float = 0.25
-    logit_weight: float = 0.5
-    temperature: float = 1.0
+    kd_weight: float = DEFAULT_KD_WEIGHT
+    logit_weight: float = DEFAULT_LOGIT_WEIGHT
+    temperature: float = DEFAULT_TEMPERATURE
     multi_label: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in KD_MODES:
             raise ValueError(f"unknown KD mode {self.mode!r}; use one of {KD_MODES}")
-        if self.attention_weight < 0:
-            raise ValueError(f"attention_weight must be >= 0, got {self.attention_weight}")
+        if self.kd_weight < 0:
+            raise ValueError(f"kd_weight must be >= 0, got {self.kd_weight}")
         if not 0 <= self.logit_weight <= 1:
             raise ValueError(f"logit_weight must be in [0, 1], got {self.logit_weight}")
         if self.temperature <= 0:
@@ -178,5 +184,5 @@ class DistillationLoss:
             total = self.logit_weight * task + (1 - self.logit_weight) * logit_term
         if self.uses_attention:
             attention = attention_kd_loss(teacher_attention, student_attention)
-            total = total + self.attention_weight * attention
+            total = total + self.kd_weight * attention
         return LossTerms(total=total, task=task, attention=attention, logits=logit_term)

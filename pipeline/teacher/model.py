@@ -30,53 +30,10 @@ from transformers import (
 
 from pipeline.data.manifest import LabelSet
 from pipeline.errors import CheckpointError, TkdError
+from pipeline.teacher.presets import PRESETS
 
 FRAMES_PER_SECOND = 50  # wav2vec 2.0 and the Whisper encoder both emit 20 ms frames
 
-_WAV2VEC2_TINY_CONV = dict(
-    conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2)
-)
-PRESETS: dict[str, dict] = {
-    "xlsr-300m": dict(
-        family="wav2vec2",
-        hidden_size=1024,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        intermediate_size=4096,
-        do_stable_layer_norm=True,
-        feat_extract_norm="layer",
-        conv_bias=True,
-    ),
-    "wav2vec2-tiny": dict(
-        family="wav2vec2",
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        do_stable_layer_norm=True,
-        feat_extract_norm="layer",
-        conv_bias=True,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        **_WAV2VEC2_TINY_CONV,
-    ),
-    "whisper-6l": dict(
-        family="whisper",
-        d_model=384,
-        encoder_layers=6,
-        encoder_attention_heads=6,
-        encoder_ffn_dim=1536,
-        num_mel_bins=80,
-    ),
-    "whisper-tiny": dict(
-        family="whisper",
-        d_model=64,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        num_mel_bins=40,
-    ),
-}
 # Self-attention modules of the encoder layers, in every supported family.
 _ATTENTION_NAME = re.compile(r"encoder\.layers\.(\d+)\.(attention|self_attn)$")
 SUPPORTED_FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")

@@ -1,5 +1,8 @@
 import json
 
+import pytest
+
+from pipeline.errors import TkdError
 from stages.run import plan_runs, run_sweep
 from stages.train_student import StudentTrainingOptions
 
@@ -15,6 +18,39 @@ def test_plan_varies_lambda_and_teacher_attention_only_where_used():
     assert ("attention (layer:1)", 0.1) in settings and ("attention", 0.5) in settings
     assert len(specs) == 2 * (1 + 2 * 2 + 2)
     assert len({s.folder for s in specs}) == len(specs)
+
+
+@pytest.mark.parametrize(
+    "students, kd_modes, kd_weights, sources, problem",
+    [
+        (["att-rnn"], ["attention"], [0.5], ["rollout", "bogus"], "bogus"),
+        (["att-rnn", "nope"], ["none"], [0.5], None, "nope"),
+        (["att-rnn"], ["none", "bogus"], [0.5], None, "bogus"),
+        (["att-rnn"], ["attention"], [0.5, -1.0], None, "kd-weight"),
+        (["att-rnn"], ["attention"], [], None, "kd-weights"),
+        ([], ["none"], [0.5], None, "students"),
+    ],
+)
+def test_every_list_value_is_checked_before_the_teacher_runs(
+    students, kd_modes, kd_weights, sources, problem, tmp_path, monkeypatch
+):
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("the teacher ran before the sweep was checked")
+
+    monkeypatch.setattr("stages.run.extract_teacher", no_extraction)
+    with pytest.raises(TkdError, match=problem):
+        run_sweep(
+            tmp_path / "data",
+            tmp_path / "teacher",
+            tmp_path / "runs",
+            students,
+            kd_modes,
+            kd_weights,
+            template=TEMPLATE,
+            cache_root=tmp_path / "cache",
+            teacher_attention=sources,
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sweep_writes_the_table_and_skips_finished_runs(

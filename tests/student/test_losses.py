@@ -176,7 +176,7 @@ def test_composition_matches_formula(mode: str, multi_label: bool) -> None:
 
 def test_composition_both_by_hand() -> None:
     # task CE([0, 0], 0) = ln 2; logit KL = 0.1308120 (above); attention KL = .5 ln(4/3)
-    loss = DistillationLoss("both", attention_weight=0.25, logit_weight=0.5)
+    loss = DistillationLoss("both", kd_weight=0.25, logit_weight=0.5)
     terms = loss(
         logits=torch.tensor([[0.0, 0.0]]),
         targets=torch.tensor([0]),
@@ -190,7 +190,7 @@ def test_composition_both_by_hand() -> None:
 def test_attention_mode_does_not_downweight_task_and_lambda_zero_is_baseline() -> None:
     x = _inputs(False)
     task = task_loss(x["logits"], x["targets"], False)
-    torch.testing.assert_close(DistillationLoss("attention", attention_weight=0.0)(**x).total, task)
+    torch.testing.assert_close(DistillationLoss("attention", kd_weight=0.0)(**x).total, task)
 
 
 def test_gradients_reach_student_through_every_term() -> None:
@@ -212,8 +212,8 @@ def test_validation_messages() -> None:
         DistillationLoss("logits", logit_weight=1.5)
     with pytest.raises(ValueError, match="temperature"):
         DistillationLoss("logits", temperature=0.0)
-    with pytest.raises(ValueError, match="attention_weight"):
-        DistillationLoss("attention", attention_weight=-0.1)
+    with pytest.raises(ValueError, match="kd_weight"):
+        DistillationLoss("attention", kd_weight=-0.1)
     x = _inputs(False)
     with pytest.raises(ValueError, match="teacher_attention") as info:
         DistillationLoss("attention")(x["logits"], x["targets"], x["student_attention"])
