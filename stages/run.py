@@ -17,8 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from pipeline.progress import progress
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.training import write_json
 from stages.extract_teacher import extract_teacher
@@ -95,13 +94,17 @@ def _execute(specs, data, out, cache, template, jobs, scheduler) -> list[dict[st
 
         with Client(scheduler) as client:
             futures = [client.submit(_train_one, *args, pure=False) for args in arguments]
-            return [future.result() for future in tqdm(futures, desc="student runs", unit="run")]
+            return [
+                future.result() for future in progress(futures, desc="student runs", unit="run")
+            ]
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             futures = [pool.submit(_train_one, *args) for args in arguments]
-            return [future.result() for future in tqdm(futures, desc="student runs", unit="run")]
-    return [train_student(*args) for args in tqdm(arguments, desc="student runs", unit="run")]
+            return [
+                future.result() for future in progress(futures, desc="student runs", unit="run")
+            ]
+    return [train_student(*args) for args in progress(arguments, desc="student runs", unit="run")]
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
