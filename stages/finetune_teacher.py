@@ -11,6 +11,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -133,24 +134,13 @@ def finetune_teacher(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay
     )
     out.mkdir(parents=True, exist_ok=True)
-
-    def loss(batch: tuple[list[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        inputs, _ = teacher.prepare(batch[0])
-        with autocast(device):
-            logits = model(**inputs).logits.float()
-        return task_loss(logits, batch[1].to(device), multi_label)
-
-    def save_best() -> None:
-        model.save_pretrained(out)
-        extractor.save_pretrained(out)
-
     fit = Fit(
         model,
         optimizer,
         torch.optim.lr_scheduler.OneCycleLR(optimizer, options.lr, total_steps=total_steps),
-        loss,
-        lambda: evaluate_teacher(teacher, valid, multi_label),
-        save_best,
+        partial(_task_loss, teacher, multi_label),
+        partial(evaluate_teacher, teacher, valid, multi_label),
+        partial(_save, teacher, out),
         out,
         epochs=math.ceil(total_steps / len(train)),
         steps=total_steps,
@@ -167,6 +157,21 @@ def finetune_teacher(
     (out / "labels.json").write_text(json.dumps(manifest.labels.to_json(), indent=2) + "\n")
     write_json(out / "metrics.json", results)
     return results
+
+
+def _task_loss(
+    teacher: Teacher, multi_label: bool, batch: tuple[list[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    inputs, _ = teacher.prepare(batch[0])
+    with autocast(teacher.device):
+        logits = teacher.model(**inputs).logits.float()
+    return task_loss(logits, batch[1].to(teacher.device), multi_label)
+
+
+def _save(teacher: Teacher, out: Path) -> None:
+    """The best teacher so far, as a standard ``save_pretrained`` folder with its processing."""
+    teacher.model.save_pretrained(out)
+    teacher.extractor.save_pretrained(out)
 
 
 def _results(

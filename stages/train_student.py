@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -159,57 +160,32 @@ def train_student(
         return json.loads((out / "metrics.json").read_text())
     set_seed(options.seed)
     device, multi_label = resolve_device(options.device), manifest.labels.multi_label
-    features = options.features
+    features, classes = options.features, list(manifest.labels.names)
     bank = FeatureBank(manifest, features, clip_samples(manifest, features.sample_rate))
-    student = build_student(
-        options.student, len(manifest.labels), features.dim, **options.student_options
-    )
+    student = build_student(options.student, len(classes), features.dim, **options.student_options)
     model = DistillationModel(student).to(device)
+    steps = student.time_steps(bank.num_frames)
     train_set = StudentDataset(
-        manifest,
-        manifest.split("train"),
-        bank,
-        teacher,
-        options.teacher_attention,
-        student.time_steps(bank.num_frames),
+        manifest, manifest.split("train"), bank, teacher, options.teacher_attention, steps
     )
     valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
     train = _loader(train_set, options)
+    optimizer, schedule = _optimizer(model, options, len(train))
     loss = DistillationLoss(
         options.kd, options.kd_weight, options.logit_weight, options.temperature, multi_label
     )
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=options.lr, weight_decay=options.weight_decay
-    )
     checkpoint = StudentCheckpoint(
-        options.student,
-        options.student_options,
-        list(manifest.labels.names),
-        multi_label,
-        features,
-        bank.samples,
+        options.student, options.student_options, classes, multi_label, features, bank.samples
     )
     out.mkdir(parents=True, exist_ok=True)
     config = {"data": str(manifest.root), "cache": str(cache) if cache else None}
     write_json(out / "config.json", {**config, **options.to_json(), **settings})
-
-    def step(batch: dict[str, torch.Tensor]) -> LossTerms:
-        output = model(batch["features"].to(device))
-        targets = [batch[f"teacher_{k}"].to(device) if teacher else None for k in KD_TARGETS]
-        return loss(output.logits, batch["target"].to(device), output.attention, *targets)
-
-    def evaluate() -> tuple[str, float]:
-        scores = evaluate_student(model, valid_set, multi_label, device)
-        return scores["metric"], scores["value"]
-
     fit = Fit(
         model,
         optimizer,
-        torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=options.epochs * len(train), eta_min=options.lr * 0.02
-        ),
-        step,
-        evaluate,
+        schedule,
+        partial(_distill, model, loss, device, teacher is not None),
+        partial(_valid_metric, model, valid_set, multi_label, device),
         lambda: checkpoint.save(out / BEST, model.student, model.auxiliary),
         out,
         epochs=options.epochs,
@@ -222,7 +198,42 @@ def train_student(
     return _finish(out, fit, manifest, bank, options, device)
 
 
-KD_TARGETS = ("attention", "logits")  # the teacher's batch entries, in DistillationLoss order
+def _optimizer(
+    model: DistillationModel, options: StudentTrainingOptions, batches: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """Adam with a cosine decay to 2% of ``lr`` over the whole run."""
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=options.lr, weight_decay=options.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=options.epochs * batches, eta_min=options.lr * 0.02
+    )
+    return optimizer, schedule
+
+
+def _distill(
+    model: DistillationModel,
+    loss: DistillationLoss,
+    device: torch.device,
+    kd: bool,
+    batch: dict[str, torch.Tensor],
+) -> LossTerms:
+    """One batch's loss; the teacher's targets are in the batch when the run distils."""
+    output = model(batch["features"].to(device))
+    return loss(
+        output.logits,
+        batch["target"].to(device),
+        output.attention,
+        batch["teacher_attention"].to(device) if kd else None,
+        batch["teacher_logits"].to(device) if kd else None,
+    )
+
+
+def _valid_metric(
+    model: DistillationModel, dataset: StudentDataset, multi_label: bool, device: torch.device
+) -> tuple[str, float]:
+    scores = evaluate_student(model, dataset, multi_label, device)
+    return scores["metric"], scores["value"]
 
 
 def _load_manifest(data: str | Path) -> Manifest:
