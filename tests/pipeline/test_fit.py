@@ -132,19 +132,20 @@ def test_a_nan_loss_stops_before_the_epoch_is_saved(tmp_path):
     assert torch.load(tmp_path / LAST, weights_only=True)["epoch"] == 0 and saved == [0]
 
 
-def test_non_finite_weights_stop_before_validation(tmp_path):
+def test_non_finite_weights_stop_before_validation(tmp_path, monkeypatch):
     """A finite loss whose step leaves NaN weights (the epoch's last batch)."""
-    loop, batches, saved = fit(tmp_path, resume=True)
-    real_step, steps = loop.optimizer.step, [0]
+    real_step, steps = torch.optim.SGD.step, [0]
 
-    def poisoned_step(*args, **kwargs):
-        real_step(*args, **kwargs)
+    def poisoned(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
         steps[0] += 1
         if steps[0] == BATCHES:
             with torch.no_grad():
-                loop.model[0].weight.fill_(float("nan"))
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return result
 
-    loop.optimizer.step = poisoned_step
+    monkeypatch.setattr(torch.optim.SGD, "step", poisoned)
+    loop, batches, saved = fit(tmp_path, resume=True)
     with pytest.raises(TkdError, match="weights became non-finite in epoch 1; stopped before"):
         loop.run(batches)
     assert saved == [] and not (tmp_path / LAST).exists()
