@@ -10,7 +10,7 @@ each finished epoch, so a killed run continues to the result an uninterrupted on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from pipeline.errors import CheckpointError, TkdError
 from pipeline.files import write_atomic
@@ -83,9 +84,9 @@ class Fit:
     def __post_init__(self) -> None:
         self.selection = ModelSelection(self.patience)
 
-    def run(self, batches: Iterable) -> FitResult:
+    def run(self, batches: DataLoader) -> FitResult:
         start, steps, seconds = self._load() if self.resume else (0, 0, 0.0)
-        budget = self.steps or self.epochs * len(batches)  # type: ignore[arg-type]
+        budget = self.steps or self.epochs * len(batches)
         metric = ""
         with progress(total=budget - steps, desc=self.desc, unit="step") as bar:
             for epoch in range(start, self.epochs):
