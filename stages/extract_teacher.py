@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.cache import (
     SCHEMA_VERSION,
@@ -30,6 +29,7 @@ from pipeline.cache import (
 )
 from pipeline.data.manifest import Manifest
 from pipeline.errors import AudioError, CacheError, TkdError
+from pipeline.progress import progress
 from pipeline.teacher.extraction import ExtractionSettings, ShardJob, ShardResult, extract_shard
 from pipeline.teacher.model import Teacher, teacher_fingerprint
 from pipeline.temporal import in_event_mass
@@ -117,7 +117,7 @@ def teacher_attention_report(cache: TeacherCache, manifest: Manifest) -> dict:
 def _run_jobs(jobs, teacher, directory, settings, record, workers, scheduler, total_clips):
     """Run shard jobs in-process, or one dask task per shard on a cluster."""
     results: list[ShardResult] = []
-    with tqdm(total=total_clips, desc="extract-teacher", unit="clip") as bar:
+    with progress(total=total_clips, desc="extract-teacher", unit="clip") as bar:
         if not workers and not scheduler:
             for job in jobs:
                 results.append(

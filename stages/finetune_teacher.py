@@ -8,29 +8,24 @@ unchanged, by extraction. Generated datasets can be re-mixed at every step (``re
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from pipeline.data.manifest import Clip, Manifest
 from pipeline.data.remix import clip_waveform
 from pipeline.errors import TkdError
+from pipeline.fit import Fit, FitResult, autocast
 from pipeline.metrics import classification_metric
 from pipeline.student.losses import task_loss
 from pipeline.teacher.model import Teacher, build_teacher, init_teacher
-from pipeline.training import (
-    History,
-    ModelSelection,
-    label_target,
-    resolve_device,
-    set_seed,
-    write_json,
-)
+from pipeline.training import label_target, resolve_device, set_seed, write_json
 
 
 @dataclass
@@ -48,24 +43,27 @@ class TeacherTrainingOptions:
 
 
 class WaveformDataset(Dataset):
-    """(waveform, target) per clip; a fresh re-mix per draw when ``remix`` is on."""
+    """(waveform, target) per clip; with ``remix``, a fresh mix per clip and epoch.
+
+    The mix is drawn from (seed, clip, epoch), never from a counter, so it is the same
+    whichever worker process loads the clip and changes at every ``set_epoch``.
+    """
 
     def __init__(
         self, manifest: Manifest, clips: list[Clip], sample_rate: int, remix: bool, seed: int
     ):
         self.manifest, self.clips, self.sample_rate = manifest, clips, sample_rate
-        self.remix, self.seed = remix, seed
-        self.draws = np.zeros(len(clips), dtype=np.int64)
+        self.remix, self.seed, self.epoch = remix, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         clip = self.clips[index]
-        rng = None
-        if self.remix:
-            rng = np.random.default_rng([self.seed, index, int(self.draws[index])])
-            self.draws[index] += 1
+        rng = np.random.default_rng([self.seed, index, self.epoch]) if self.remix else None
         return clip_waveform(self.manifest, clip, self.sample_rate, rng), label_target(
             self.manifest, clip
         )
@@ -78,15 +76,32 @@ def _collate(
     return list(waves), torch.stack(targets)
 
 
+def _loader(
+    manifest: Manifest, split: str, teacher: Teacher, options: TeacherTrainingOptions, train: bool
+) -> DataLoader:
+    clips = manifest.split(split)
+    if not clips:
+        raise TkdError(f"{manifest.root}: the {split!r} split is empty")
+    dataset = WaveformDataset(
+        manifest, clips, teacher.sample_rate, train and options.remix, options.seed
+    )
+    return DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        shuffle=train,
+        collate_fn=_collate,
+        num_workers=options.num_workers,
+        generator=torch.Generator().manual_seed(options.seed),
+    )
+
+
 @torch.no_grad()
 def evaluate_teacher(teacher: Teacher, loader: DataLoader, multi_label: bool) -> tuple[str, float]:
     teacher.model.eval()
     scores, targets = [], []
     for waves, target in loader:
         inputs, _ = teacher.prepare(waves)
-        with torch.autocast(
-            teacher.device.type, torch.bfloat16, enabled=teacher.device.type == "cuda"
-        ):
+        with autocast(teacher.device):
             scores.append(teacher.model(**inputs).logits.float().cpu())
         targets.append(target)
     return classification_metric(torch.cat(scores), torch.cat(targets), multi_label)
@@ -102,96 +117,82 @@ def finetune_teacher(
     """Train a teacher on ``data`` and save it to ``out``; returns the metrics written."""
     if (config is None) == (init is None):
         raise TkdError("give exactly one of --config (from scratch) or --init (local checkpoint)")
-    options = options or TeacherTrainingOptions()
-    manifest = Manifest.load(data)
+    options, started = options or TeacherTrainingOptions(), time.time()
+    manifest, out = Manifest.load(data), Path(out)
     set_seed(options.seed)
-    device = resolve_device(options.device)
+    device, multi_label = resolve_device(options.device), manifest.labels.multi_label
     if config is not None:
         longest = max(clip.duration for clip in manifest)
         model, extractor = build_teacher(config, manifest.labels, longest)
     else:
         model, extractor = init_teacher(init, manifest.labels)
     teacher = Teacher(model, extractor, str(device))
-    multi_label = manifest.labels.multi_label
-
-    def loader(split: str, train: bool) -> DataLoader:
-        clips = manifest.split(split)
-        if not clips:
-            raise TkdError(f"{manifest.root}: the {split!r} split is empty")
-        dataset = WaveformDataset(
-            manifest, clips, teacher.sample_rate, train and options.remix, options.seed
-        )
-        return DataLoader(
-            dataset,
-            batch_size=options.batch_size,
-            shuffle=train,
-            collate_fn=_collate,
-            num_workers=options.num_workers,
-            generator=torch.Generator().manual_seed(options.seed),
-        )
-
-    train_loader, valid_loader = loader("train", True), loader("valid", False)
-    steps_per_epoch = len(train_loader)
-    total_steps = options.steps or options.epochs * steps_per_epoch
+    train = _loader(manifest, "train", teacher, options, train=True)
+    valid = _loader(manifest, "valid", teacher, options, train=False)
+    total_steps = options.steps or options.epochs * len(train)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay
     )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, options.lr, total_steps=total_steps)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    selection, history = ModelSelection(options.patience), History()
-    started, step, epoch = time.time(), 0, 0
-    progress = tqdm(total=total_steps, desc="finetune-teacher", unit="step")
-    while step < total_steps and not selection.should_stop:
-        model.train()
-        losses = []
-        for waves, targets in train_loader:
-            inputs, _ = teacher.prepare(waves)
-            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**inputs).logits.float()
-            loss = task_loss(logits, targets.to(device), multi_label)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            step += 1
-            progress.update()
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-            if step >= total_steps:
-                break
-        name, value = evaluate_teacher(teacher, valid_loader, multi_label)
-        history.append(
-            {
-                "epoch": epoch,
-                "step": step,
-                "train_loss": float(np.mean(losses)),
-                f"valid_{name}": value,
-            }
-        )
-        if selection.update(epoch, value):
-            model.save_pretrained(out)
-            extractor.save_pretrained(out)
-        epoch += 1
-    progress.close()
+    fit = Fit(
+        model,
+        optimizer,
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, options.lr, total_steps=total_steps),
+        partial(_task_loss, teacher, multi_label),
+        partial(evaluate_teacher, teacher, valid, multi_label),
+        partial(_save, teacher, out),
+        out,
+        epochs=math.ceil(total_steps / len(train)),
+        steps=total_steps,
+        patience=options.patience,
+        clip_grad=1.0,
+        on_epoch=train.dataset.set_epoch,
+        desc="finetune-teacher",
+    ).run(train)
+    results = _results(fit, model, config, init, manifest, options, started)
+    if manifest.split("test"):
+        best = Teacher.load(out, str(device))
+        test = _loader(manifest, "test", teacher, options, train=False)
+        results["test"] = evaluate_teacher(best, test, multi_label)[1]
+    (out / "labels.json").write_text(json.dumps(manifest.labels.to_json(), indent=2) + "\n")
+    write_json(out / "metrics.json", results)
+    return results
 
-    best = Teacher.load(out, str(device))
-    results = {
-        "metric": name,
-        "valid": selection.best,
-        "best_epoch": selection.best_epoch,
-        "steps": step,
+
+def _task_loss(
+    teacher: Teacher, multi_label: bool, batch: tuple[list[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    inputs, _ = teacher.prepare(batch[0])
+    with autocast(teacher.device):
+        logits = teacher.model(**inputs).logits.float()
+    return task_loss(logits, batch[1].to(teacher.device), multi_label)
+
+
+def _save(teacher: Teacher, out: Path) -> None:
+    """The best teacher so far, as a standard ``save_pretrained`` folder with its processing."""
+    teacher.model.save_pretrained(out)
+    teacher.extractor.save_pretrained(out)
+
+
+def _results(
+    fit: FitResult,
+    model: torch.nn.Module,
+    config: str | None,
+    init: str | Path | None,
+    manifest: Manifest,
+    options: TeacherTrainingOptions,
+    started: float,
+) -> dict:
+    return {
+        "metric": fit.metric,
+        "valid": fit.selection.best,
+        "best_epoch": fit.selection.best_epoch,
+        "steps": fit.steps,
         "wall_seconds": round(time.time() - started, 2),
         "parameters": sum(p.numel() for p in model.parameters()),
         "options": asdict(options),
         "config": config,
         "init": str(init) if init else None,
         "data": str(manifest.root),
-        "history": history.epochs,
+        "history": fit.history.epochs,
     }
-    if manifest.split("test"):
-        results["test"] = evaluate_teacher(best, loader("test", False), multi_label)[1]
-    (out / "labels.json").write_text(json.dumps(manifest.labels.to_json(), indent=2) + "\n")
-    write_json(out / "metrics.json", results)
-    return results

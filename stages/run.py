@@ -17,9 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from pipeline.errors import TkdError
+from pipeline.progress import progress
 from pipeline.student.architectures import STUDENTS
 from pipeline.student.losses import KD_MODES
 from pipeline.teacher.extraction import ExtractionSettings
@@ -128,13 +127,17 @@ def _execute(specs, options, data, out, cache, jobs, scheduler) -> list[dict[str
 
         with Client(scheduler) as client:
             futures = [client.submit(_train_one, *args, pure=False) for args in arguments]
-            return [future.result() for future in tqdm(futures, desc="student runs", unit="run")]
+            return [
+                future.result() for future in progress(futures, desc="student runs", unit="run")
+            ]
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             futures = [pool.submit(_train_one, *args) for args in arguments]
-            return [future.result() for future in tqdm(futures, desc="student runs", unit="run")]
-    return [train_student(*args) for args in tqdm(arguments, desc="student runs", unit="run")]
+            return [
+                future.result() for future in progress(futures, desc="student runs", unit="run")
+            ]
+    return [train_student(*args) for args in progress(arguments, desc="student runs", unit="run")]
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:

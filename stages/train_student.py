@@ -9,31 +9,25 @@ resumes from its last finished epoch.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.cache import TeacherCache, parse_attention_source
 from pipeline.data.manifest import MANIFEST_FILE, Manifest
 from pipeline.errors import CheckpointError, ManifestError, TkdError
+from pipeline.fit import Fit, FitResult
 from pipeline.student.architectures import (
     DistillationModel,
     build_student,
     count_macs,
     count_parameters,
 )
-from pipeline.student.checkpoint import (
-    BEST,
-    StudentCheckpoint,
-    _save_atomic,
-    load_distillation_model,
-)
+from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_distillation_model
 from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
 from pipeline.student.evaluation import evaluate_student
 from pipeline.student.features import FeatureConfig
@@ -43,10 +37,9 @@ from pipeline.student.losses import (
     DEFAULT_TEMPERATURE,
     KD_MODES,
     DistillationLoss,
+    LossTerms,
 )
-from pipeline.training import History, ModelSelection, resolve_device, set_seed, write_json
-
-LAST = "last.pt"
+from pipeline.training import resolve_device, set_seed, write_json
 
 
 @dataclass
@@ -165,8 +158,92 @@ def train_student(
     options: StudentTrainingOptions | None = None,
 ) -> dict[str, Any]:
     """Train (or resume, or find finished) one student run; returns its metrics."""
-    options = options or StudentTrainingOptions()
-    out = Path(out)
+    options, out = options or StudentTrainingOptions(), Path(out)
+    manifest = _load_manifest(data)
+    teacher = _open_cache(cache, manifest, options)
+    settings = _run_settings(manifest, teacher, options)
+    _refuse_other_run(out, settings)
+    if (out / "metrics.json").is_file() and (out / BEST).is_file():
+        return json.loads((out / "metrics.json").read_text())
+    set_seed(options.seed)
+    device, multi_label = resolve_device(options.device), manifest.labels.multi_label
+    features, classes = options.features, list(manifest.labels.names)
+    bank = FeatureBank(manifest, features, clip_samples(manifest, features.sample_rate))
+    student = build_student(options.student, len(classes), features.dim, **options.student_options)
+    model = DistillationModel(student).to(device)
+    steps = student.time_steps(bank.num_frames)
+    train_set = StudentDataset(
+        manifest, manifest.split("train"), bank, teacher, options.teacher_attention, steps
+    )
+    valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
+    train = _loader(train_set, options)
+    optimizer, schedule = _optimizer(model, options, len(train))
+    loss = DistillationLoss(
+        options.kd, options.kd_weight, options.logit_weight, options.temperature, multi_label
+    )
+    checkpoint = StudentCheckpoint(
+        options.student, options.student_options, classes, multi_label, features, bank.samples
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"data": str(manifest.root), "cache": str(cache) if cache else None}
+    write_json(out / "config.json", {**config, **options.to_json(), **settings})
+    fit = Fit(
+        model,
+        optimizer,
+        schedule,
+        partial(_distill, model, loss, device, teacher is not None),
+        partial(_valid_metric, model, valid_set, multi_label, device),
+        lambda: checkpoint.save(out / BEST, model.student, model.auxiliary),
+        out,
+        epochs=options.epochs,
+        patience=options.patience,
+        on_epoch=lambda epoch: train.generator.manual_seed(options.seed * 100_003 + epoch),
+        resume=True,
+        desc=f"{options.student} {options.kd}",
+        advice="try a lower --lr or --kd-weight",
+    ).run(train)
+    return _finish(out, fit, manifest, bank, options, device)
+
+
+def _optimizer(
+    model: DistillationModel, options: StudentTrainingOptions, batches: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """Adam with a cosine decay to 2% of ``lr`` over the whole run."""
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=options.lr, weight_decay=options.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=options.epochs * batches, eta_min=options.lr * 0.02
+    )
+    return optimizer, schedule
+
+
+def _distill(
+    model: DistillationModel,
+    loss: DistillationLoss,
+    device: torch.device,
+    kd: bool,
+    batch: dict[str, torch.Tensor],
+) -> LossTerms:
+    """One batch's loss; the teacher's targets are in the batch when the run distils."""
+    output = model(batch["features"].to(device))
+    return loss(
+        output.logits,
+        batch["target"].to(device),
+        output.attention,
+        batch["teacher_attention"].to(device) if kd else None,
+        batch["teacher_logits"].to(device) if kd else None,
+    )
+
+
+def _valid_metric(
+    model: DistillationModel, dataset: StudentDataset, multi_label: bool, device: torch.device
+) -> tuple[str, float]:
+    scores = evaluate_student(model, dataset, multi_label, device)
+    return scores["metric"], scores["value"]
+
+
+def _load_manifest(data: str | Path) -> Manifest:
     manifest = Manifest.load(data)
     for split in ("train", "valid"):
         if not manifest.split(split):
@@ -174,168 +251,44 @@ def train_student(
                 manifest.root / MANIFEST_FILE,
                 f"the {split!r} split is empty (a student run needs train and valid clips)",
             )
-    teacher = _open_cache(cache, manifest, options)
-    settings = _run_settings(manifest, teacher, options)
-    _refuse_other_run(out, settings)
-    finished = out / "metrics.json"
-    if finished.is_file() and (out / BEST).is_file():
-        return json.loads(finished.read_text())
-    set_seed(options.seed)
-    device = resolve_device(options.device)
-    multi_label = manifest.labels.multi_label
-    bank = FeatureBank(
-        manifest, options.features, clip_samples(manifest, options.features.sample_rate)
-    )
-    student = build_student(
-        options.student, len(manifest.labels), options.features.dim, **options.student_options
-    )
-    model = DistillationModel(student).to(device)
-    steps = student.time_steps(bank.num_frames)
-    train_set = StudentDataset(
-        manifest, manifest.split("train"), bank, teacher, options.teacher_attention, steps
-    )
-    valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
-    train_loader = _loader(train_set, options)
-    loss_fn = DistillationLoss(
-        options.kd, options.kd_weight, options.logit_weight, options.temperature, multi_label
-    )
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=options.lr, weight_decay=options.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=options.epochs * len(train_loader), eta_min=options.lr * 0.02
-    )
-    checkpoint = StudentCheckpoint(
-        options.student,
-        options.student_options,
-        list(manifest.labels.names),
-        multi_label,
-        options.features,
-        bank.samples,
-    )
-    selection, history = ModelSelection(options.patience), History()
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out / "config.json",
-        {
-            "data": str(manifest.root),
-            "cache": str(cache) if cache else None,
-            **options.to_json(),
-            **settings,
-        },
-    )
-    start_epoch, train_seconds, train_steps = 0, 0.0, 0
-    if (out / LAST).is_file():
-        try:
-            state = torch.load(out / LAST, weights_only=False)
-        except Exception as error:  # torch raises many types for damaged files
-            raise CheckpointError(
-                out / LAST,
-                f"unreadable ({type(error).__name__}); delete it to restart the run from scratch",
-            ) from None
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        selection.load_state_dict(state["selection"])
-        history.epochs = state["history"]
-        torch.set_rng_state(state["rng"])
-        start_epoch, train_seconds, train_steps = (
-            state["epoch"] + 1,
-            state["seconds"],
-            state["steps"],
-        )
+    return manifest
 
-    for epoch in range(start_epoch, options.epochs):
-        if selection.should_stop:
-            break
-        model.train()
-        train_loader.generator.manual_seed(options.seed * 100_003 + epoch)
-        losses: list[dict[str, float]] = []
-        tick = time.time()
-        bar = tqdm(
-            train_loader,
-            desc=f"{options.student} {options.kd} epoch {epoch + 1}/{options.epochs}",
-            unit="batch",
-            leave=False,
-        )
-        for batch in bar:
-            output = model(batch["features"].to(device))
-            teacher_attention = batch["teacher_attention"].to(device) if teacher else None
-            teacher_logits = batch["teacher_logits"].to(device) if teacher else None
-            terms = loss_fn(
-                output.logits,
-                batch["target"].to(device),
-                output.attention,
-                teacher_attention,
-                teacher_logits,
-            )
-            if not torch.isfinite(terms.total):
-                raise TkdError(
-                    f"{out}: loss became {terms.total.item()} at epoch {epoch + 1}; stopped before "
-                    f"writing a checkpoint (try a lower --lr or --kd-weight)"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(terms.as_floats())
-            bar.set_postfix(loss=f"{terms.total.item():.3f}")
-        train_seconds += time.time() - tick
-        train_steps += len(train_loader)
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
-            raise TkdError(
-                f"{out}: weights became non-finite in epoch {epoch + 1}; stopped before writing "
-                "a checkpoint (try a lower --lr or --kd-weight)"
-            )
-        valid = evaluate_student(model, valid_set, multi_label, device)
-        record = {"epoch": epoch, "valid_" + valid["metric"]: valid["value"]}
-        for name in losses[0]:
-            record[f"train_{name}" if name != "total" else "train_loss"] = float(
-                np.mean([x[name] for x in losses])
-            )
-        history.append(record)
-        if selection.update(epoch, valid["value"]):
-            checkpoint.save(out / BEST, model.student, model.auxiliary)
-        _save_atomic(  # a kill mid-write must not leave half a resume point
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "selection": selection.state_dict(),
-                "history": history.epochs,
-                "rng": torch.get_rng_state(),
-                "epoch": epoch,
-                "seconds": train_seconds,
-                "steps": train_steps,
-            },
-            out / LAST,
-        )
 
+def _finish(
+    out: Path,
+    fit: FitResult,
+    manifest: Manifest,
+    bank: FeatureBank,
+    options: StudentTrainingOptions,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Score the best epoch on valid and test, draw the curves, write ``metrics.json``."""
     model = load_distillation_model(out)[0].to(device)  # the best epoch, with its attention head
+    student = model.student
     results: dict[str, Any] = {
         "student": options.student,
         "kd": options.kd,
         "kd_weight": options.kd_weight,
         "teacher_attention": options.teacher_attention,
         "seed": options.seed,
-        "best_epoch": selection.best_epoch,
-        "epochs_run": len(history.epochs),
+        "best_epoch": fit.selection.best_epoch,
+        "epochs_run": len(fit.history.epochs),
         "parameters": count_parameters(student),
         "macs": count_macs(student, bank.num_frames, options.features.dim),
-        "train_seconds": round(train_seconds, 2),
-        "steps_per_second": round(train_steps / train_seconds, 2) if train_seconds else None,
+        "train_seconds": round(fit.seconds, 2),
+        "steps_per_second": round(fit.steps / fit.seconds, 2) if fit.seconds else None,
         "device": str(device),
-        "history": history.epochs,
+        "history": fit.history.epochs,
     }
     for split in ("valid", "test"):
         clips = manifest.split(split)
         if clips:
             scores = evaluate_student(
-                model, StudentDataset(manifest, clips, bank), multi_label, device
+                model, StudentDataset(manifest, clips, bank), manifest.labels.multi_label, device
             )
             results["metric"] = scores["metric"]
             results[split] = scores["value"]
             results[f"{split}_in_event_mass"] = scores["in_event_mass"]
-    history.plot(out / "curves.png", results["metric"])
-    write_json(finished, results)
+    fit.history.plot(out / "curves.png", results["metric"])
+    write_json(out / "metrics.json", results)
     return results

@@ -14,11 +14,11 @@ import os
 
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from pipeline.cache import TeacherCache
 from pipeline.data.audio import fit_length, load_audio
 from pipeline.data.manifest import Clip, Manifest
+from pipeline.progress import progress
 from pipeline.student.features import FeatureConfig, FrontEnd
 from pipeline.temporal import resample_distribution
 from pipeline.training import label_target
@@ -55,7 +55,7 @@ class FeatureBank:
         front_end = FrontEnd(self.config)
         features = []
         with torch.no_grad():
-            for clip in tqdm(manifest.clips, desc="features", unit="clip", leave=False):
+            for clip in progress(manifest.clips, desc="features", unit="clip", leave=False):
                 wave = fit_length(
                     load_audio(manifest.audio_path(clip), self.config.sample_rate), self.samples
                 )

@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import soundfile
 import torch
-from tqdm import tqdm
 
 from pipeline.data.audio import cached_audio, fit_length, mix_at_snr, save_audio, truncation_problem
 from pipeline.data.manifest import Clip, LabelSet, Manifest
 from pipeline.errors import AudioError, ManifestError
+from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def probe_sources(
     """Split sources into (usable, duration) pairs and skipped files."""
     usable: list[tuple[Source, float]] = []
     skipped: list[Skipped] = []
-    for source in tqdm(list(sources), desc=desc, unit="file", leave=False):
+    for source in progress(list(sources), desc=desc, unit="file", leave=False):
         try:
             usable.append((source, probe_audio(source.path)))
         except AudioError as error:
@@ -463,9 +463,9 @@ def noisy_dataset(
 
 def _run(work: Callable, jobs: Sequence, num_jobs: int, desc: str) -> list:
     """Map ``work`` over ``jobs`` in order, in worker processes when ``num_jobs > 1``."""
-    progress = partial(tqdm, total=len(jobs), desc=desc, unit="clip")
+    shown = partial(progress, total=len(jobs), desc=desc, unit="clip")
     if num_jobs <= 1:
-        return [work(job) for job in progress(jobs)]
+        return [work(job) for job in shown(jobs)]
     chunk = max(1, len(jobs) // (num_jobs * 8))
     with ProcessPoolExecutor(num_jobs, mp_context=get_context("spawn")) as pool:
-        return list(progress(pool.map(work, jobs, chunksize=chunk)))
+        return list(shown(pool.map(work, jobs, chunksize=chunk)))

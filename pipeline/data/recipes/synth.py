@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.data.audio import mix_at_snr, resample, save_audio
 from pipeline.data.manifest import Clip, LabelSet, Manifest
+from pipeline.progress import progress
 
 PATTERNS = (
     "up-chirp",
@@ -169,7 +169,7 @@ def prepare_synth(
         for number in range(count)
     ]
     clips = []
-    for split, class_index, number in tqdm(jobs, desc="synth", unit="clip", leave=False):
+    for split, class_index, number in progress(jobs, desc="synth", unit="clip", leave=False):
         clip_id = f"{split}-{names[class_index]}-{number:04d}"
         rng = np.random.default_rng(
             [config.seed, class_index, ("train", "valid", "test").index(split), number]
