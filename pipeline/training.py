@@ -3,8 +3,6 @@ seeding, devices, targets, model selection, and the files a run leaves behind.""
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,19 +100,3 @@ class History:
         figure.tight_layout()
         figure.savefig(path, dpi=100)
         plt.close(figure)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Atomic JSON write: an interrupted run never leaves half a results file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
-    os.replace(temporary, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

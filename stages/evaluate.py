@@ -12,11 +12,12 @@ import torch
 from pipeline.cache import TeacherCache
 from pipeline.data.manifest import Manifest
 from pipeline.errors import CheckpointError, TkdError
+from pipeline.files import write_json
 from pipeline.student.architectures import DistillationModel
 from pipeline.student.checkpoint import StudentCheckpoint, load_distillation_model
 from pipeline.student.dataset import FeatureBank, StudentDataset
 from pipeline.student.evaluation import evaluate_student
-from pipeline.training import resolve_device, write_json
+from pipeline.training import resolve_device
 
 
 def run_manifest(run: Path, data: str | Path | None, checkpoint: StudentCheckpoint) -> Manifest:

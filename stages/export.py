@@ -20,6 +20,7 @@ import torch
 from pipeline.data.audio import fit_length, load_audio
 from pipeline.data.manifest import Manifest
 from pipeline.errors import TkdError
+from pipeline.files import write_json
 from pipeline.metrics import classification_metric
 from pipeline.student.architectures import count_macs, count_parameters
 from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_student
@@ -41,7 +42,7 @@ from pipeline.student.export import (
     latency,
     single_thread,
 )
-from pipeline.training import label_target, write_json
+from pipeline.training import label_target
 from stages.evaluate import run_manifest
 
 EXPORT_FOLDER = "export"

@@ -7,7 +7,6 @@ unchanged, by extraction. Generated datasets can be re-mixed at every step (``re
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -21,11 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.data.manifest import Clip, Manifest
 from pipeline.data.remix import clip_waveform
 from pipeline.errors import TkdError
+from pipeline.files import write_json
 from pipeline.fit import Fit, FitResult, autocast
 from pipeline.metrics import classification_metric
 from pipeline.student.losses import task_loss
 from pipeline.teacher.model import Teacher, build_teacher, init_teacher
-from pipeline.training import label_target, resolve_device, set_seed, write_json
+from pipeline.training import label_target, resolve_device, set_seed
 
 
 @dataclass
@@ -154,7 +154,7 @@ def finetune_teacher(
         best = Teacher.load(out, str(device))
         test = _loader(manifest, "test", teacher, options, train=False)
         results["test"] = evaluate_teacher(best, test, multi_label)[1]
-    (out / "labels.json").write_text(json.dumps(manifest.labels.to_json(), indent=2) + "\n")
+    write_json(out / "labels.json", manifest.labels.to_json())
     write_json(out / "metrics.json", results)
     return results
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from pipeline.cache import TeacherCache, parse_attention_source
 from pipeline.data.manifest import MANIFEST_FILE, Manifest
 from pipeline.errors import CheckpointError, ManifestError, TkdError
+from pipeline.files import write_json
 from pipeline.fit import Fit, FitResult
 from pipeline.student.architectures import (
     DistillationModel,
@@ -39,7 +40,7 @@ from pipeline.student.losses import (
     DistillationLoss,
     LossTerms,
 )
-from pipeline.training import resolve_device, set_seed, write_json
+from pipeline.training import resolve_device, set_seed
 
 
 @dataclass

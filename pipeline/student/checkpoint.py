@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import CheckpointError
+from pipeline.files import write_atomic
 from pipeline.student.architectures import DistillationModel, StudentModel, build_student
 from pipeline.student.features import FeatureConfig
 
@@ -60,9 +61,7 @@ class StudentCheckpoint:
 
 
 def _save_atomic(payload: object, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    write_atomic(path, lambda temporary: torch.save(payload, temporary))
 
 
 def load_student(run: str | Path) -> tuple[StudentModel, StudentCheckpoint]:

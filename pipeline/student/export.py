@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline.files import replacing
 from pipeline.student.architectures import StudentModel
 from pipeline.student.checkpoint import StudentCheckpoint
 from pipeline.student.features import FrontEnd
@@ -138,6 +139,20 @@ def export_model(
         raise ValueError(f"unknown quantization {quantize!r}; use one of {QUANTIZATIONS}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as temporary:  # a half-written model is never left in place
+        _write_model(module, temporary, fmt, samples, quantize, info, float_onnx)
+    return path
+
+
+def _write_model(
+    module: DeployableStudent,
+    path: Path,
+    fmt: str,
+    samples: int,
+    quantize: str | None,
+    info: dict[str, Any] | None,
+    float_onnx: str | Path | None,
+) -> None:
     example = example_waveform(samples)
     metadata = json.dumps(info or {})
     if fmt == "torchscript":
@@ -157,7 +172,6 @@ def export_model(
             export_model(module, scratch, fmt, samples, None, info)
             _quantize_onnx(scratch, path)
         _finish_onnx(path, metadata)
-    return path
 
 
 @contextlib.contextmanager

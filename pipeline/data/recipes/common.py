@@ -38,6 +38,7 @@ import torch
 from pipeline.data.audio import cached_audio, fit_length, mix_at_snr, save_audio, truncation_problem
 from pipeline.data.manifest import Clip, LabelSet, Manifest
 from pipeline.errors import AudioError, ManifestError
+from pipeline.files import write_json
 from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def record_skipped(out: Path, skipped: Sequence[Skipped]) -> None:
         path.unlink(missing_ok=True)
         return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(bad) for bad in skipped], indent=2) + "\n")
+    write_json(path, [asdict(bad) for bad in skipped])
     log.warning("skipped %d unusable audio file(s); see %s", len(skipped), path)
 
 
