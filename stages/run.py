@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TkdError
+from pipeline.files import write_json, write_text
 from pipeline.progress import progress
 from pipeline.student.architectures import STUDENTS
 from pipeline.student.losses import KD_MODES
 from pipeline.teacher.extraction import ExtractionSettings
-from pipeline.training import write_json
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 
@@ -298,6 +298,6 @@ def run_sweep(
         ],
     }
     write_json(out / "results.json", summary)
-    (out / "results.md").write_text(results_markdown(table, settings, metric, teacher_metrics))
+    write_text(out / "results.md", results_markdown(table, settings, metric, teacher_metrics))
     _plot(table, settings, metric, out / "results.png")
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,10 +13,10 @@ from stages.commands.base import main, print_json
 from stages.commands.options import (
     CACHE_ROOT,
     DEVICE,
+    EXISTING_DIR,
     POSITIVE,
     RESOLUTION,
     STUDENT_TRAINING,
-    TEACHER,
     data_option,
     float_list,
     names_option,
@@ -26,8 +27,27 @@ from stages.commands.options import (
 
 
 @main.command("run")
-@data_option()
-@TEACHER
+@click.option(
+    "--data",
+    "datasets",
+    required=True,
+    multiple=True,
+    type=EXISTING_DIR,
+    help="Prepared dataset; repeat it for folds (one per speaker fold).",
+)
+@click.option(
+    "--teacher",
+    "teachers",
+    multiple=True,
+    type=EXISTING_DIR,
+    help="Fine-tuned teacher folder, one per --data in order.",
+)
+@click.option(
+    "--teacher-init",
+    default=None,
+    help="Instead of --teacher: fine-tune one per fold from this preset or checkpoint.",
+)
+@click.option("--teacher-epochs", default=None, type=POSITIVE, help="With --teacher-init.")
 @names_option("--students", STUDENTS, "all")
 @names_option("--kd", KD_MODES, "none,attention", "kd_modes")
 @click.option(
@@ -47,8 +67,10 @@ from stages.commands.options import (
 @teacher_attention_option(many=True)
 @STUDENT_TRAINING
 def run_command(
-    data,
-    teacher,
+    datasets,
+    teachers,
+    teacher_init,
+    teacher_epochs,
     students,
     kd_modes,
     kd_weights,
@@ -61,31 +83,54 @@ def run_command(
     teacher_attention,
     **values,
 ) -> None:
-    """Chain extract-teacher and a sweep of train-student runs; write the results table."""
+    """Chain extract-teacher and a sweep of train-student runs; write the results table.
+
+    With several --data (speaker folds) or --teacher-init, every fold gets its own teacher,
+    cache and sweep, and results.md pools them: mean ± std over folds × seeds and the
+    paired KD gain with its 95 % interval."""
     from pipeline.teacher.extraction import ExtractionSettings
     from pipeline.training import resolve_device
+    from stages.folds import folds_from, run_folds
     from stages.run import run_sweep
 
+    if bool(teachers) == bool(teacher_init):
+        raise click.UsageError("give --teacher (one per --data) or --teacher-init, not both")
     device = str(resolve_device(values["device"]))
-    summary = run_sweep(
-        data,
-        teacher,
-        out,
-        students,
-        kd_modes,
-        kd_weights,
-        seeds,
-        student_options(**values),
-        cache_root,
-        ExtractionSettings(resolution=resolution, device=device),
-        jobs,
-        scheduler,
+    sweep = dict(
+        students=students,
+        kd_modes=kd_modes,
+        kd_weights=kd_weights,
+        seeds=seeds,
+        template=student_options(**values),
+        cache_root=cache_root,
+        extraction=ExtractionSettings(resolution=resolution, device=device),
+        jobs=jobs,
+        scheduler=scheduler,
         teacher_attention=[x.strip() for x in teacher_attention.split(",")],
     )
-    if summary["cache_reused"]:
-        click.echo(f"reused the teacher cache {summary['cache']}", err=True)
+    if len(datasets) == 1 and teachers:
+        summary = run_sweep(datasets[0], teachers[0], out, **sweep)
+        if summary["cache_reused"]:
+            click.echo(f"reused the teacher cache {summary['cache']}", err=True)
+    else:
+        run_folds(
+            folds_from(list(datasets), list(teachers)),
+            out,
+            teacher_init=teacher_init,
+            teacher_options=_teacher_options(teacher_init, teacher_epochs, device),
+            **sweep,
+        )
     click.echo((Path(out) / "results.md").read_text())
     click.echo(Path(out) / "results.json")
+
+
+def _teacher_options(init: str | None, epochs: int | None, device: str):
+    from stages.finetune_teacher import TeacherTrainingOptions
+
+    if init is None:
+        return None
+    options = TeacherTrainingOptions(device=device)
+    return options if epochs is None else replace(options, epochs=epochs)
 
 
 @main.command("demo")
