@@ -8,6 +8,7 @@ unchanged, by extraction. Generated datasets can be re-mixed at every step (``re
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,9 @@ from pipeline.data.remix import clip_waveform
 from pipeline.errors import TkdError
 from pipeline.metrics import classification_metric
 from pipeline.student.losses import task_loss
-from pipeline.teacher.model import Teacher, build_teacher, init_teacher
+from pipeline.teacher.importing import PROVENANCE_FILE, load_source
+from pipeline.teacher.model import Teacher, build_teacher
+from pipeline.teacher.recipe import teacher_recipe
 from pipeline.training import (
     History,
     ModelSelection,
@@ -35,10 +38,10 @@ from pipeline.training import (
 
 @dataclass
 class TeacherTrainingOptions:
-    epochs: int = 20
+    epochs: int | None = None  # None: the recipe's (pipeline/teacher/recipe.py)
     steps: int | None = None  # overrides epochs when set
     batch_size: int = 16
-    lr: float = 3e-4
+    lr: float | None = None  # None: the recipe's
     weight_decay: float = 0.01
     seed: int = 0
     device: str = "auto"
@@ -102,15 +105,17 @@ def finetune_teacher(
     """Train a teacher on ``data`` and save it to ``out``; returns the metrics written."""
     if (config is None) == (init is None):
         raise TkdError("give exactly one of --config (from scratch) or --init (local checkpoint)")
-    options = options or TeacherTrainingOptions()
+    recipe = teacher_recipe(pretrained=init is not None)
+    options = recipe.fill(options or TeacherTrainingOptions())
+    tqdm.write(recipe.describe(options), file=sys.stderr)
     manifest = Manifest.load(data)
     set_seed(options.seed)
     device = resolve_device(options.device)
+    longest, origin = max(clip.duration for clip in manifest), None
     if config is not None:
-        longest = max(clip.duration for clip in manifest)
         model, extractor = build_teacher(config, manifest.labels, longest)
     else:
-        model, extractor = init_teacher(init, manifest.labels)
+        model, extractor, origin = load_source(init, manifest.labels, longest)
     teacher = Teacher(model, extractor, str(device))
     multi_label = manifest.labels.multi_label
 
@@ -139,6 +144,8 @@ def finetune_teacher(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, options.lr, total_steps=total_steps)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if origin:
+        write_json(out / PROVENANCE_FILE, origin)
     selection, history = ModelSelection(options.patience), History()
     started, step, epoch = time.time(), 0, 0
     progress = tqdm(total=total_steps, desc="finetune-teacher", unit="step")
@@ -185,6 +192,7 @@ def finetune_teacher(
         "wall_seconds": round(time.time() - started, 2),
         "parameters": sum(p.numel() for p in model.parameters()),
         "options": asdict(options),
+        "recipe": recipe.name,
         "config": config,
         "init": str(init) if init else None,
         "data": str(manifest.root),
