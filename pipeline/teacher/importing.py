@@ -124,7 +124,7 @@ def read_ctranslate2_encoder(model_bin: str | Path) -> WhisperEncoderWeights:
         raise CheckpointError(model_bin, "has no complete encoder/layer_N variables")
     d_model, mels, _ = v["encoder/conv1/weight"].shape
     if "encoder/num_heads" in v:
-        heads = int(v["encoder/num_heads"])
+        heads = int(v["encoder/num_heads"].item())
     else:
         heads = d_model // 64  # every Whisper size uses 64-dimensional heads
     state = {
@@ -199,7 +199,7 @@ def read_openai_encoder(path: str | Path) -> WhisperEncoderWeights:
         d_model=dims["n_audio_state"],
         encoder_layers=dims["n_audio_layer"],
         encoder_attention_heads=dims["n_audio_head"],
-        encoder_ffn_dim=4 * dims["n_audio_state"],
+        encoder_ffn_dim=state["layers.0.fc1.weight"].shape[0],
         num_mel_bins=dims["n_mels"],
     )
     return WhisperEncoderWeights(config, state)
