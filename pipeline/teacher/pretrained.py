@@ -3,14 +3,15 @@
 OpenAI's Whisper weights reach an air-gapped machine inside packages of the package
 registry, installed through tkd's extras. tkd finds them through the installed packages
 (without importing them: a package's code never runs), joins split files once into its
-own folder (never into site-packages), and checks the sha256 before every use: a
-different file is refused, never silently used as a teacher.
+own folder (never into site-packages) with the config beside the first part, and checks
+the sha256 before every use: a different file is refused, never used as a teacher.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def locate(name: str) -> tuple[Path, str]:
                         out.write(part.read_bytes())
 
             write_atomic(model_bin, join)
+        for companion in files[0].parent.iterdir():  # config, vocabulary: a whole folder
+            if companion.is_file() and not companion.name.startswith("model.bin"):
+                shutil.copyfile(companion, model_bin.parent / companion.name)
     digest = sha256_file(model_bin)
     if digest != preset.sha256:
         raise TkdError(
