@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from pipeline.data.manifest import LabelSet, Manifest
 from pipeline.errors import TkdError
 from pipeline.files import write_json
@@ -34,7 +36,9 @@ def import_teacher(
     if data is not None:
         manifest = Manifest.load(data)
         labels, seconds = manifest.labels, max(clip.duration for clip in manifest)
-    model, extractor, origin = load_source(source, labels, seconds)
+    with torch.random.fork_rng():  # the same source always gives the same folder (and key)
+        torch.manual_seed(0)
+        model, extractor, origin = load_source(source, labels, seconds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
