@@ -117,6 +117,13 @@ def read_ctranslate2_encoder(model_bin: str | Path) -> WhisperEncoderWeights:
     if model.spec != "WhisperSpec":
         raise CheckpointError(model_bin, f"holds a {model.spec}, not a Whisper model")
     v = model.variables
+    quantised = [n for n in v if n.startswith("encoder/") and n.endswith("weight_scale")]
+    if quantised:
+        raise CheckpointError(
+            model_bin,
+            f"holds quantised weights ({quantised[0]}); convert it with "
+            "--quantization float32 or float16",
+        )
     layers = sorted(
         {int(m.group(1)) for name in v if (m := re.match(r"encoder/layer_(\d+)/", name))}
     )

@@ -16,9 +16,11 @@ from tests.teacher.whisper_sources import (
     LAYERS,
     MELS,
     ctranslate2_folder,
+    ctranslate2_variables,
     openai_checkpoint,
     random_arrays,
     reference_encoder,
+    write_model_bin,
 )
 
 LABELS = LabelSet(("a", "b", "c"))
@@ -165,3 +167,14 @@ def test_reader_errors_name_the_file(arrays, tmp_path):
         load_source(folder, LABELS, 2.0)
     assert json.loads((folder / "config.json").read_text())  # the folder itself is untouched
     assert np.isfinite(arrays["positions"]).all()
+
+
+def test_quantised_ctranslate2_weights_are_refused(arrays, tmp_path):
+    folder = ctranslate2_folder(tmp_path / "ct2", arrays)
+    variables = ctranslate2_variables(arrays)
+    name = "encoder/layer_0/ffn/linear_0/weight"
+    variables[name] = (variables[name] * 100).astype(np.int8)
+    variables[name.replace("weight", "weight_scale")] = np.full(64, 100.0, dtype=np.float32)
+    write_model_bin(folder / "model.bin", variables)
+    with pytest.raises(CheckpointError, match="holds quantised weights"):
+        load_source(folder, LABELS, 2.0)
