@@ -17,7 +17,6 @@ positional table are kept (T = 50 per second) and every other weight is unchange
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -32,6 +31,7 @@ from pipeline.data.manifest import LabelSet
 from pipeline.errors import CheckpointError, TkdError
 from pipeline.teacher.ctranslate2 import read_model_bin
 from pipeline.teacher.model import FRAMES_PER_SECOND, _label_maps, init_teacher
+from pipeline.teacher.pretrained import PRETRAINED, locate, sha256_file
 
 SOURCE_KINDS = ("ctranslate2", "openai-whisper", "hf-whisper", "hf-wav2vec2")
 PROVENANCE_FILE = "source.json"  # a .json file: teacher_fingerprint (the cache key) hashes it
@@ -45,14 +45,6 @@ class WhisperEncoderWeights:
 
     config: dict  # d_model, encoder_layers, encoder_attention_heads, encoder_ffn_dim, num_mel_bins
     state: dict[str, torch.Tensor]  # WhisperEncoder.state_dict() keys
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def detect_source(path: str | Path) -> str:
@@ -293,8 +285,6 @@ def load_source(
 
     ``seconds`` (the longest clip) is required for Whisper sources, whose window is cut.
     """
-    from pipeline.teacher.pretrained import PRETRAINED, locate
-
     if str(source) in PRETRAINED:
         model_bin, sha256 = locate(str(source))
         origin = provenance(source, "ctranslate2", model_bin, sha256)

@@ -9,6 +9,7 @@ the sha256 before every use: a different file is refused, never used as a teache
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -17,7 +18,6 @@ from pathlib import Path
 
 from pipeline.errors import TkdError
 from pipeline.files import write_atomic
-from pipeline.teacher.importing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ PRETRAINED: dict[str, Pretrained] = {
         sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
     ),
 }
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def home() -> Path:

@@ -8,8 +8,9 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from pipeline.data.manifest import LabelSet
 from pipeline.errors import CheckpointError, TkdError
-from pipeline.teacher.importing import detect_source, load_source, sha256_file
+from pipeline.teacher.importing import detect_source, load_source
 from pipeline.teacher.model import build_teacher
+from pipeline.teacher.pretrained import sha256_file
 from tests.teacher.whisper_sources import (
     D_MODEL,
     HEADS,
