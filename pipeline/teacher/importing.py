@@ -285,19 +285,19 @@ def load_source(
 
     ``seconds`` (the longest clip) is required for Whisper sources, whose window is cut.
     """
+    model_bin = None
     if str(source) in PRETRAINED:
         model_bin, sha256 = locate(str(source))
-        origin = provenance(source, "ctranslate2", model_bin, sha256)
-        encoder = read_ctranslate2_encoder(model_bin)
+        kind, origin = "ctranslate2", provenance(source, "ctranslate2", model_bin, sha256)
     else:
         kind = detect_source(source)
         origin = provenance(Path(source).resolve(), kind, _weights_file(Path(source), kind))
         if kind == "hf-wav2vec2":
             model, extractor = init_teacher(source, labels)
             return model, extractor, origin
-        encoder = _READERS[kind](source)
     if seconds is None:
         raise TkdError(f"{source}: a Whisper teacher needs the clip length (--seconds or --data)")
+    encoder = read_ctranslate2_encoder(model_bin) if model_bin else _READERS[kind](source)
     model, extractor = whisper_teacher(encoder, labels, seconds)
     origin["window_seconds"] = window_seconds(seconds)
     return model, extractor, origin
