@@ -8,6 +8,7 @@ unchanged, by extraction. Generated datasets can be re-mixed at every step (``re
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -24,16 +25,18 @@ from pipeline.files import write_json
 from pipeline.fit import Fit, FitResult, autocast
 from pipeline.metrics import classification_metric
 from pipeline.student.losses import task_loss
-from pipeline.teacher.model import Teacher, build_teacher, init_teacher
+from pipeline.teacher.importing import PROVENANCE_FILE, load_source
+from pipeline.teacher.model import Teacher, build_teacher
+from pipeline.teacher.recipe import teacher_recipe
 from pipeline.training import label_target, resolve_device, set_seed
 
 
 @dataclass
 class TeacherTrainingOptions:
-    epochs: int = 20
+    epochs: int | None = None  # None: the recipe's (pipeline/teacher/recipe.py)
     steps: int | None = None  # overrides epochs when set
     batch_size: int = 16
-    lr: float = 3e-4
+    lr: float | None = None  # None: the recipe's
     weight_decay: float = 0.01
     seed: int = 0
     device: str = "auto"
@@ -117,15 +120,17 @@ def finetune_teacher(
     """Train a teacher on ``data`` and save it to ``out``; returns the metrics written."""
     if (config is None) == (init is None):
         raise TkdError("give exactly one of --config (from scratch) or --init (local checkpoint)")
-    options, started = options or TeacherTrainingOptions(), time.time()
+    recipe, started = teacher_recipe(pretrained=init is not None), time.time()
+    options = recipe.fill(options or TeacherTrainingOptions())
+    print(recipe.describe(options), file=sys.stderr)
     manifest, out = Manifest.load(data), Path(out)
     set_seed(options.seed)
     device, multi_label = resolve_device(options.device), manifest.labels.multi_label
+    longest, origin = max(clip.duration for clip in manifest), None
     if config is not None:
-        longest = max(clip.duration for clip in manifest)
         model, extractor = build_teacher(config, manifest.labels, longest)
     else:
-        model, extractor = init_teacher(init, manifest.labels)
+        model, extractor, origin = load_source(init, manifest.labels, longest)
     teacher = Teacher(model, extractor, str(device))
     train = _loader(manifest, "train", teacher, options, train=True)
     valid = _loader(manifest, "valid", teacher, options, train=False)
@@ -134,6 +139,8 @@ def finetune_teacher(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay
     )
     out.mkdir(parents=True, exist_ok=True)
+    if origin:
+        write_json(out / PROVENANCE_FILE, origin)
     fit = Fit(
         model,
         optimizer,
@@ -150,6 +157,7 @@ def finetune_teacher(
         desc="finetune-teacher",
     ).run(train)
     results = _results(fit, model, config, init, manifest, options, started)
+    results["recipe"] = recipe.name
     if manifest.split("test"):
         best = Teacher.load(out, str(device))
         test = _loader(manifest, "test", teacher, options, train=False)

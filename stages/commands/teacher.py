@@ -33,12 +33,14 @@ from stages.commands.options import (
     help=f"From scratch: a preset ({', '.join(PRESETS)}) or a JSON file.",
 )
 @click.option(
-    "--init", default=None, type=EXISTING_DIR, help="From a local Hugging Face checkpoint folder."
+    "--init",
+    default=None,
+    help="From pretrained weights: whisper-tiny.en, whisper-base, or any `teacher import` source.",
 )
-@click.option("--epochs", default=20, type=POSITIVE)
+@click.option("--epochs", default=None, type=POSITIVE, help="[default: the recipe's: 20 or 3]")
 @click.option("--steps", default=None, type=POSITIVE, help="Total steps (overrides --epochs).")
 @click.option("--batch-size", default=16, type=POSITIVE)
-@click.option("--lr", default=3e-4, type=float)
+@click.option("--lr", default=None, type=float, help="[default: the recipe's: 3e-4 or 1e-4]")
 @click.option("--remix/--no-remix", default=False, help="Re-mix generated clips at every step.")
 @click.option("--patience", default=5, type=int, help="Early stopping on valid (0: off).")
 @click.option("--workers", "num_workers", default=0, type=int, help="DataLoader workers.")
@@ -52,6 +54,23 @@ def finetune_teacher_command(data, out, config, init, patience, **options) -> No
     results = finetune_teacher(data, out, config=config, init=init, options=settings)
     print_json(results, leave_out="history")
     click.echo(out)
+
+
+@main.group()
+def teacher() -> None:
+    """Pretrained teachers."""
+
+
+@teacher.command("import")
+@click.argument("source")
+@out_option("Teacher folder to write.")
+@click.option("--seconds", default=None, type=float, help="Clip length: the Whisper window.")
+@data_option(required=False, help="Take the window from its longest clip.")
+def teacher_import_command(source, out, seconds, data) -> None:
+    """Turn SOURCE (a preset, CTranslate2/HF folder or OpenAI .pt) into a teacher folder."""
+    from stages.import_teacher import import_teacher
+
+    print_json(import_teacher(source, out, seconds=seconds, data=data))
 
 
 @main.command("extract-teacher")
