@@ -222,7 +222,7 @@ def test_interrupted_write_leaves_nothing(
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pipeline.cache._fsync", interrupt)
+    monkeypatch.setattr("pipeline.files.fsync_path", interrupt)
     ids = SHARDS[0]
     arrays = [np.stack([data[i][name] for i in ids]) for name in ("rollout", "attention", "logits")]
     with pytest.raises(KeyboardInterrupt):
