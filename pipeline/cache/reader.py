@@ -159,17 +159,14 @@ class TeacherCache:
         return da.concatenate(parts, axis=0)
 
     def check_matches(
-        self,
-        clip_ids: list[str],
-        classes: list[str],
-        resolution: int | None = None,
-        data_fingerprint: str | None = None,
+        self, clip_ids: list[str], classes: list[str], data_fingerprint: str | None = None
     ) -> None:
         """Refuse a cache that does not fit the dataset: a silent partial join would train
         on the wrong targets or on fewer clips than asked.
 
         ``data_fingerprint`` (``Manifest.fingerprint()``) must equal the one recorded at
         extraction: same ids and classes over other or changed audio files are refused too.
+        Any resolution fits: stage two resamples the vectors to each student's steps.
         """
         classes = list(classes)
         if classes != self.classes:
@@ -185,12 +182,6 @@ class TeacherCache:
                 self.directory,
                 f"{len(missing)} of the dataset's {len(clip_ids)} clips are not in the cache "
                 f"(e.g. {examples(missing)}){note if was_skipped else ''}",
-            )
-        if resolution is not None and resolution != self.resolution:
-            raise CacheError(
-                self.directory,
-                f"vectors have {self.resolution} frames, the student needs {resolution}: "
-                "extract with the student's resolution",
             )
         recorded = self.index.data.get("fingerprint")
         if data_fingerprint is not None and recorded != data_fingerprint:
