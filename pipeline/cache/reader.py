@@ -78,6 +78,7 @@ class TeacherCache:
                 self._where[clip_id] = (number, row)
             self.ids += ids
         self.num_layers, self.resolution = self._shapes["rollout"]
+        self.layers = self._stored_layers()
         self._pid = os.getpid()
         self._handles: dict[int, h5py.File] = {}
         self._datasets: dict[tuple[int, str], h5py.Dataset] = {}
@@ -103,16 +104,27 @@ class TeacherCache:
             raise self._disagree(f"{info.name} holds {len(ids)} clips, index.json {info.clips}")
         return ids, shapes
 
+    def _stored_layers(self) -> list[int]:
+        """The 1-based teacher layer of each stored row (``settings.layers``; all if unset)."""
+        layers = self.index.settings.get("layers") or list(range(1, self.num_layers + 1))
+        if len(layers) != self.num_layers or not all(isinstance(k, int) for k in layers):
+            raise self._disagree(f"settings.layers {layers} for {self.num_layers} stored rows")
+        return list(layers)
+
     def row_of(self, source: str) -> tuple[str, int]:
-        """(array, stored row) that holds ``source``."""
+        """(array, stored row) that holds ``source``; a teacher layer not stored is refused."""
         kind, layer = parse_attention_source(source)
-        layer = self.num_layers if layer is None else layer
-        if layer > self.num_layers:
-            raise ValueError(
-                f"attention source {source!r} asks for layer {layer}, "
-                f"but the cache {self.directory} holds {self.num_layers} layers"
+        name = "rollout" if kind == "rollout" else "attention"
+        if layer is None:  # the full rollout: through the deepest stored layer
+            return name, self.num_layers - 1
+        if layer not in self.layers:
+            raise CacheError(
+                self.directory,
+                f"attention source {source!r} asks for teacher layer {layer}, but the cache "
+                f"holds layers {', '.join(map(str, self.layers))}: extract with --layers "
+                f"including {layer}",
             )
-        return ("rollout" if kind == "rollout" else "attention"), layer - 1
+        return name, self.layers.index(layer)
 
     # -- access -------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -99,6 +99,8 @@ class StudentDataset(Dataset):
         self.manifest, self.clips, self.bank, self.cache = manifest, clips, bank, cache
         self.attention_source, self.student_steps = attention_source, student_steps
         self.padded_seconds = bank.samples / bank.config.sample_rate
+        if cache is not None:
+            cache.row_of(attention_source)  # a teacher layer the cache lacks: refused now
 
     def __len__(self) -> int:
         return len(self.clips)

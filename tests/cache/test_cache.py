@@ -381,7 +381,7 @@ def test_parse_attention_source_refuses(source: str) -> None:
 
 
 def test_vector_refuses_a_layer_the_cache_lacks(cache_dir: Path) -> None:
-    with pytest.raises(ValueError, match="asks for layer 4, but the cache .* holds 3 layers"):
+    with pytest.raises(CacheError, match="teacher layer 4, but the cache holds layers 1, 2, 3"):
         TeacherCache(cache_dir).vector("clip-0", "layer:4")
 
 
