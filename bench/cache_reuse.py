@@ -27,12 +27,13 @@ from pipeline.data.audio import load_audio
 from pipeline.data.manifest import Manifest
 from pipeline.data.recipes.synth import SynthConfig, prepare_synth
 from pipeline.student.architectures import DistillationModel, build_student
-from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples, teacher_target
+from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
 from pipeline.student.features import FeatureConfig
 from pipeline.student.losses import DistillationLoss
 from pipeline.teacher.attention import rollout_vectors
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.teacher.model import Teacher, build_teacher
+from pipeline.temporal import resample_spans, student_steps_covering
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 
@@ -56,12 +57,9 @@ def online_run(data: Path, teacher_dir: Path, student: str, epochs: int, device:
             waves = [load_audio(manifest.audio_path(c), teacher.sample_rate) for c in picked]
             output = teacher.attend(waves)
             vectors = rollout_vectors(output.maps, output.frames)[:, -1]
-            targets = torch.stack(
-                [
-                    teacher_target(v[:n].cpu(), c.duration, bank.samples / 16000, steps)
-                    for v, n, c in zip(vectors, output.frames.tolist(), picked)
-                ]
-            )
+            durations = torch.tensor([c.duration for c in picked], dtype=torch.float64)
+            covered = student_steps_covering(durations, bank.samples / 16000, steps)
+            targets = resample_spans(vectors.cpu(), output.frames.cpu(), covered, steps)
             student_output = model(batch["features"].to(device))
             terms = loss_fn(
                 student_output.logits,

@@ -20,8 +20,9 @@ from results_tables import save_result
 from transformers import AutoModelForAudioClassification
 
 from pipeline.data.manifest import LabelSet
-from pipeline.teacher.attention import received_attention, rollout_vectors, to_resolution
+from pipeline.teacher.attention import received_attention, rollout_vectors
 from pipeline.teacher.model import Teacher, build_teacher
+from pipeline.temporal import to_resolution
 
 
 def _timed(function, repeats: int, device: torch.device) -> float:

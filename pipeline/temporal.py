@@ -1,9 +1,12 @@
-"""Distributions over time: resampling a temporal vector to another length, and measuring
-how much of it falls inside labelled events.
+"""Distributions over time: the one home of the time axis between teacher and student.
 
-Stage one resamples the teacher's vector (20 ms frames) to each student's length; stage
-two compares it with the student's attention and reports the in-event mass, the direct
-measure of whether temporal knowledge is present in (or was transferred to) a vector.
+The teacher's vectors cover each clip's real span (its unpadded frames); a student sees
+every clip padded to the dataset's longest, so its steps cover padding too. Stage one
+resamples each clip's real frames to R bins (`to_resolution`); stage two lays those R bins
+onto the student steps that cover the clip's real audio, padding steps getting no mass
+(`to_student_steps`). Both go through `resample_spans`, one vectorised call per group of
+clips of equal length, so a fixed-length batch is one call. In-event mass, the direct
+measure of whether a vector holds temporal knowledge, is here too.
 """
 
 from __future__ import annotations
@@ -43,6 +46,50 @@ def resample_distribution(weights: torch.Tensor, size: int) -> torch.Tensor:
     if bool((total <= 0).any()):
         raise ValueError("weights has a row with no positive mass; cannot renormalise")
     return (out / total).reshape(*x.shape[:-1], size)
+
+
+def resample_spans(
+    weights: torch.Tensor, lengths: torch.Tensor, sizes: torch.Tensor, width: int
+) -> torch.Tensor:
+    """Row b's span ``weights[b, ..., :lengths[b]]`` resampled to ``sizes[b]`` steps and laid
+    at the start of ``width`` steps; the steps after it (padding) get 0 -> ``[B, ..., width]``.
+
+    Rows sharing (length, size) are resampled by one `resample_distribution` call, whose
+    rows are independent, so the result equals per-row calls bit for bit.
+    """
+    pairs = list(zip(lengths.tolist(), sizes.tolist(), strict=True))
+    out = torch.zeros(*weights.shape[:-1], width, dtype=torch.float32, device=weights.device)
+    for length, size in sorted(set(pairs)):
+        rows = torch.tensor([b for b, pair in enumerate(pairs) if pair == (length, size)])
+        rows = rows.to(weights.device)
+        out[rows, ..., :size] = resample_distribution(weights[rows, ..., :length], size)
+    return out
+
+
+def to_resolution(vectors: torch.Tensor, frames: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Stage one: [B, L, T] over padded teacher frames -> [B, L, resolution] over each
+    clip's ``frames`` real frames."""
+    sizes = torch.full_like(frames, resolution)
+    return resample_spans(vectors, frames, sizes, resolution)
+
+
+def student_steps_covering(
+    durations: torch.Tensor, padded_seconds: float, steps: int
+) -> torch.Tensor:
+    """[B] student steps (of ``steps`` over ``padded_seconds``) that cover each clip's real
+    audio: at least 1, at most all. Rounds half to even, as Python's ``round``."""
+    share = steps * durations.to(torch.float64) / padded_seconds
+    return torch.round(share).long().clamp(1, steps)
+
+
+def to_student_steps(
+    vectors: torch.Tensor, durations: torch.Tensor, padded_seconds: float, steps: int
+) -> torch.Tensor:
+    """Stage two: [B, R] teacher vectors over each clip's real span -> [B, steps] targets
+    over the student's padded steps, steps that cover padding getting no mass."""
+    lengths = torch.full((vectors.shape[0],), vectors.shape[-1])
+    covered = student_steps_covering(durations, padded_seconds, steps)
+    return resample_spans(vectors, lengths, covered, steps)
 
 
 def frame_centres(num_bins: int, duration: float) -> torch.Tensor:

@@ -127,6 +127,7 @@ class Manifest:
         self.clips = list(clips)
         self.labels = labels
         self._by_id = {clip.id: clip for clip in self.clips}
+        self._fingerprint: str | None = None
         self._check()
 
     def _check(self) -> None:
@@ -231,7 +232,14 @@ class Manifest:
         """Hash of what a teacher cache depends on: ids, audio paths and file stats.
 
         Size and mtime stand in for content, as make does: a replaced file changes it.
+        Computed once per Manifest (a stage calls it several times and each call stats
+        every audio file); a Manifest is a snapshot, so load a fresh one to see changes.
         """
+        if self._fingerprint is None:
+            self._fingerprint = self._hash_files()
+        return self._fingerprint
+
+    def _hash_files(self) -> str:
         digest = hashlib.sha256(json.dumps(self.labels.to_json()).encode())
         for clip in self.clips:
             path = self.audio_path(clip)

@@ -1,5 +1,6 @@
 """What a student sees: fixed-length feature frames, its target, and the teacher's
-cached knowledge resampled to the student's own time steps.
+cached knowledge laid onto the student's own time steps (`pipeline.temporal`), one
+vectorised call per batch.
 
 Features are computed once per (dataset, front end, length) and kept on disk beside the
 dataset, so a sweep of many student runs never recomputes them. Teacher targets are
@@ -20,7 +21,7 @@ from pipeline.data.audio import fit_length, load_audio
 from pipeline.data.manifest import Clip, Manifest
 from pipeline.progress import progress
 from pipeline.student.features import FeatureConfig, FrontEnd
-from pipeline.temporal import resample_distribution
+from pipeline.temporal import to_student_steps
 from pipeline.training import label_target
 
 FEATURE_FOLDER = ".features"
@@ -70,19 +71,6 @@ class FeatureBank:
         return self.features.shape[1]
 
 
-def teacher_target(
-    vector: torch.Tensor, duration: float, padded_seconds: float, steps: int
-) -> torch.Tensor:
-    """The teacher's distribution over the clip's real span, laid onto the student's steps.
-
-    Steps that cover padding (clips shorter than the padded length) get no mass.
-    """
-    real_steps = min(steps, max(1, round(steps * duration / padded_seconds)))
-    target = torch.zeros(steps)
-    target[:real_steps] = resample_distribution(vector, real_steps)
-    return target
-
-
 class StudentDataset(Dataset):
     """Items: ``features`` [T, F], ``target``, and with a cache ``teacher_attention`` [T']
     and ``teacher_logits`` [C]."""
@@ -99,21 +87,34 @@ class StudentDataset(Dataset):
         self.manifest, self.clips, self.bank, self.cache = manifest, clips, bank, cache
         self.attention_source, self.student_steps = attention_source, student_steps
         self.padded_seconds = bank.samples / bank.config.sample_rate
+        if cache is not None:
+            cache.row_of(attention_source)  # a teacher layer the cache lacks: refused now
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        clip = self.clips[index]
-        item = {
-            "features": self.bank[clip.id],
-            "target": label_target(self.manifest, clip),
-            "index": torch.tensor(index),
-        }
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch of items (DataLoader asks for whole batches through this method), so the
+        teacher targets of the batch are resampled in one call, not one per clip."""
+        clips = [self.clips[index] for index in indices]
+        items = [
+            {
+                "features": self.bank[clip.id],
+                "target": label_target(self.manifest, clip),
+                "index": torch.tensor(index),
+            }
+            for index, clip in zip(indices, clips, strict=True)
+        ]
         if self.cache is not None:
-            vector = torch.from_numpy(self.cache.vector(clip.id, self.attention_source))
-            item["teacher_attention"] = teacher_target(
-                vector, clip.duration, self.padded_seconds, self.student_steps
+            vectors = torch.stack(
+                [torch.from_numpy(self.cache.vector(c.id, self.attention_source)) for c in clips]
             )
-            item["teacher_logits"] = torch.from_numpy(self.cache.logits(clip.id))
-        return item
+            durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)
+            targets = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
+            for item, clip, target in zip(items, clips, targets, strict=True):
+                item["teacher_attention"] = target
+                item["teacher_logits"] = torch.from_numpy(self.cache.logits(clip.id))
+        return items

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.temporal import resample_distribution
-
 REDUCTIONS = ("mean-row", "first-row")
 
 
@@ -64,16 +62,6 @@ def received_attention(maps: torch.Tensor, frames: torch.Tensor) -> torch.Tensor
     """[B, L, T, T] -> [B, L, T]: each layer's attention received per frame (query mean)."""
     restricted = restrict_to_frames(maps, frames)
     return restricted.sum(dim=-2) / frames[:, None, None].float()
-
-
-def to_resolution(vectors: torch.Tensor, frames: torch.Tensor, resolution: int) -> torch.Tensor:
-    """[B, L, T] over padded frames -> [B, L, resolution] over each clip's real frames."""
-    return torch.stack(
-        [
-            resample_distribution(vectors[i, :, :n], resolution)
-            for i, n in enumerate(frames.tolist())
-        ]
-    )
 
 
 def maps_to_resolution(maps: torch.Tensor, frames: torch.Tensor, resolution: int) -> torch.Tensor:

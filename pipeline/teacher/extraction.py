@@ -21,9 +21,9 @@ from pipeline.teacher.attention import (
     maps_to_resolution,
     received_attention,
     rollout_vectors,
-    to_resolution,
 )
 from pipeline.teacher.model import Teacher
+from pipeline.temporal import to_resolution
 
 
 @dataclass(frozen=True)

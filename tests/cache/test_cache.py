@@ -222,7 +222,7 @@ def test_interrupted_write_leaves_nothing(
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pipeline.cache._fsync", interrupt)
+    monkeypatch.setattr("pipeline.files.fsync_path", interrupt)
     ids = SHARDS[0]
     arrays = [np.stack([data[i][name] for i in ids]) for name in ("rollout", "attention", "logits")]
     with pytest.raises(KeyboardInterrupt):
@@ -347,7 +347,7 @@ def test_clip_in_two_shards_is_refused(tmp_path: Path, data: dict) -> None:
 # -- stage two's guard ---------------------------------------------------------------------
 def test_check_matches(cache_dir: Path) -> None:
     cache = TeacherCache(cache_dir)
-    cache.check_matches(ALL_IDS[:4], CLASSES, resolution=R)
+    cache.check_matches(ALL_IDS[:4], CLASSES)
     with pytest.raises(CacheError, match="class 0 is 'dog' in the cache, 'cat' in the dataset"):
         cache.check_matches(ALL_IDS, ["cat", "dog", "bird", "rain"])
     with pytest.raises(CacheError, match="the cache has 4 classes, the dataset 5"):
@@ -358,8 +358,6 @@ def test_check_matches(cache_dir: Path) -> None:
     ) as caught:
         cache.check_matches(wanted, CLASSES)
     assert str(cache_dir) in str(caught.value) and "and 1 more" in str(caught.value)
-    with pytest.raises(CacheError, match="vectors have 8 frames, the student needs 16"):
-        cache.check_matches(ALL_IDS, CLASSES, resolution=16)
 
 
 def test_check_matches_points_at_skipped_clips(cache_dir: Path) -> None:
@@ -383,7 +381,7 @@ def test_parse_attention_source_refuses(source: str) -> None:
 
 
 def test_vector_refuses_a_layer_the_cache_lacks(cache_dir: Path) -> None:
-    with pytest.raises(ValueError, match="asks for layer 4, but the cache .* holds 3 layers"):
+    with pytest.raises(CacheError, match="teacher layer 4, but the cache holds layers 1, 2, 3"):
         TeacherCache(cache_dir).vector("clip-0", "layer:4")
 
 

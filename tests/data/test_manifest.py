@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -44,9 +45,29 @@ def test_fingerprint_follows_ids_and_audio_files(tmp_path):
     before = manifest.fingerprint()
     assert _manifest(tmp_path).fingerprint() == before
     (tmp_path / "a.wav").write_bytes(b"123456")
-    assert manifest.fingerprint() != before
+    resized = _manifest(tmp_path).fingerprint()
+    assert resized != before
     stat = (tmp_path / "a.wav").stat()
     os.utime(tmp_path / "a.wav", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    changed = manifest.fingerprint()
+    changed = _manifest(tmp_path).fingerprint()
+    assert changed != resized
     renamed = [Clip("c", "a.wav", ("yes",), "train", 1.0), manifest["b"]]
     assert _manifest(tmp_path, renamed).fingerprint() != changed
+
+
+def test_fingerprint_stats_the_audio_once_per_manifest(tmp_path, monkeypatch):
+    (tmp_path / "a.wav").write_bytes(b"1234")
+    (tmp_path / "b.wav").write_bytes(b"5678")
+    manifest = _manifest(tmp_path)
+    real, stats = Path.stat, []
+
+    def counting(self, *args, **kwargs):
+        stats.append(self.name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", counting)
+    first = manifest.fingerprint()
+    looked = len(stats)
+    assert {"a.wav", "b.wav"} <= set(stats)
+    assert [manifest.fingerprint() for _ in range(3)] == [first] * 3
+    assert len(stats) == looked  # no file looked at again

@@ -3,7 +3,15 @@ import math
 import pytest
 import torch
 
-from pipeline.temporal import event_mask, frame_centres, in_event_mass, resample_distribution
+from pipeline.temporal import (
+    event_mask,
+    frame_centres,
+    in_event_mass,
+    resample_distribution,
+    student_steps_covering,
+    to_resolution,
+    to_student_steps,
+)
 
 SIZES = [(7, 20), (400, 100), (401, 100), (13, 5), (50, 7), (1, 8), (8, 1)]
 
@@ -129,3 +137,38 @@ def test_in_event_mass_keeps_leading_dims() -> None:
     assert out.shape == (2, 3)
     mask = event_mask(20, 2.0, [(0.5, 1.0)])
     torch.testing.assert_close(out, weights[..., mask].sum(-1))
+
+
+def test_student_steps_covering_rounds_like_python() -> None:
+    durations = [0.01, 0.25, 0.5, 0.625, 0.75, 1.0, 1.5, 2.0]
+    steps, padded = 8, 2.0
+    expected = [min(steps, max(1, round(steps * d / padded))) for d in durations]
+    got = student_steps_covering(torch.tensor(durations, dtype=torch.float64), padded, steps)
+    assert got.tolist() == expected == [1, 1, 2, 2, 3, 4, 6, 8]  # 2.5 -> 2: half to even
+
+
+def test_to_student_steps_equals_one_clip_at_a_time() -> None:
+    """The batched call gives, bit for bit, what resampling each clip alone gives, and
+    steps that cover padding get no mass."""
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.rand(6, 40, generator=generator) + 0.01
+    vectors = vectors / vectors.sum(-1, keepdim=True)
+    durations = torch.tensor([2.0, 0.5, 2.0, 1.3, 0.05, 0.5], dtype=torch.float64)
+    targets = to_student_steps(vectors, durations, 2.0, 25)
+    assert targets.shape == (6, 25) and targets.dtype == torch.float32
+    for vector, duration, target in zip(vectors, durations.tolist(), targets, strict=True):
+        real = min(25, max(1, round(25 * duration / 2.0)))
+        assert torch.equal(target[:real], resample_distribution(vector, real))
+        assert not target[real:].any()
+    torch.testing.assert_close(targets.sum(-1), torch.ones(6))
+
+
+def test_to_resolution_keeps_each_clips_real_frames_only() -> None:
+    generator = torch.Generator().manual_seed(1)
+    vectors = torch.rand(3, 2, 30, generator=generator)
+    frames = torch.tensor([30, 12, 12])
+    binned = to_resolution(vectors, frames, 10)
+    for row, n in enumerate(frames.tolist()):
+        assert torch.equal(binned[row], resample_distribution(vectors[row, :, :n], 10))
+    vectors[1:, :, 12:] = 99.0  # padding frames: never read
+    assert torch.equal(to_resolution(vectors, frames, 10), binned)

@@ -20,9 +20,10 @@ from pipeline.data.audio import load_audio
 from pipeline.data.manifest import LabelSet, Manifest
 from pipeline.data.recipes.common import probe_audio
 from pipeline.errors import AudioError, TkdError
-from pipeline.teacher.attention import received_attention, rollout_vectors, to_resolution
+from pipeline.teacher.attention import received_attention, rollout_vectors
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.teacher.model import Teacher, build_teacher
+from pipeline.temporal import to_resolution
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 from tests.reliability.helpers import RATE, tone, write_dataset, write_wav

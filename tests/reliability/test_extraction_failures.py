@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 import pipeline.cache as cache
+import pipeline.files as files
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.teacher.model import Teacher
 from stages.extract_teacher import extract_teacher
@@ -103,7 +104,7 @@ def test_kill_9_at_many_points_then_resume_equals_an_uninterrupted_run(
     # written but the index not.
     points = [
         'on_call(Teacher, "attend", 1, die)',
-        'on_call(cache, "_fsync", 1, die)',
+        'on_call(files, "fsync_path", 1, die)',
         'on_call(os, "replace", 1, die, after=True)',
         'on_call(cache.CacheIndex, "save", 1, die)',
     ]

@@ -9,10 +9,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from pipeline.cache import TeacherCache, verify_cache
 from pipeline.data.manifest import Manifest
-from pipeline.errors import AudioError
+from pipeline.errors import AudioError, CacheError
 from pipeline.teacher.extraction import ExtractionSettings
 from stages.extract_teacher import extract_teacher, plan_extraction
 from tests.builders import copy_dataset, manifest_lines
@@ -164,3 +165,44 @@ def test_skip_bad_lists_the_skipped_clip(synth_data, tiny_teacher, tmp_path):
     assert [s["id"] for s in index["skipped"]] == [bad_id]
     with TeacherCache(result.cache_dir) as cache:
         assert bad_id not in cache and len(cache) == len(Manifest.load(data)) - 1
+
+
+def test_a_layer_subset_is_read_by_teacher_layer(synth_data, tmp_path):
+    """``--layers 2,4`` stores two rows; ``layer:4`` must read teacher layer 4 (row 1), the
+    same vector a full extraction stores for it, and a layer not stored is refused."""
+    from pipeline.teacher.model import build_teacher
+
+    config = tmp_path / "four-layers.json"
+    config.write_text(
+        json.dumps(
+            {
+                "family": "whisper",
+                "num_mel_bins": 80,
+                "d_model": 32,
+                "encoder_layers": 4,
+                "encoder_attention_heads": 2,
+                "encoder_ffn_dim": 64,
+            }
+        )
+    )
+    teacher = tmp_path / "teacher"
+    torch.manual_seed(0)
+    model, extractor = build_teacher(str(config), Manifest.load(synth_data).labels, 1.0)
+    model.save_pretrained(teacher)
+    extractor.save_pretrained(teacher)
+    every = extract_teacher(synth_data, teacher, tmp_path / "c", ExtractionSettings(resolution=20))
+    some = extract_teacher(
+        synth_data, teacher, tmp_path / "c", ExtractionSettings(resolution=20, layers=(2, 4))
+    )
+    clip_id = Manifest.load(synth_data).ids[0]
+    with TeacherCache(every.cache_dir) as full, TeacherCache(some.cache_dir) as subset:
+        assert subset.layers == [2, 4] and full.layers == [1, 2, 3, 4]
+        for source in ("layer:4", "rollout:4", "layer:2", "rollout:2", "rollout"):
+            np.testing.assert_array_equal(
+                subset.vector(clip_id, source), full.vector(clip_id, source), err_msg=source
+            )
+        assert not np.array_equal(
+            subset.vector(clip_id, "layer:4"), full.vector(clip_id, "layer:2")
+        )
+        with pytest.raises(CacheError, match=r"teacher layer 3, but the cache holds layers 2, 4"):
+            subset.vector(clip_id, "layer:3")

@@ -5,8 +5,8 @@ from pipeline.teacher.attention import (
     received_attention,
     restrict_to_frames,
     rollout_vectors,
-    to_resolution,
 )
+from pipeline.temporal import to_resolution
 
 
 def _row_stochastic(*shape: int, seed: int = 0) -> torch.Tensor:

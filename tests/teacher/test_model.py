@@ -3,8 +3,9 @@ import torch
 
 from pipeline.data.manifest import LabelSet
 from pipeline.errors import CheckpointError, TkdError
-from pipeline.teacher.attention import rollout_vectors, to_resolution
+from pipeline.teacher.attention import rollout_vectors
 from pipeline.teacher.model import Teacher, build_teacher, init_teacher, teacher_fingerprint
+from pipeline.temporal import to_resolution
 
 LABELS = LabelSet(("a", "b", "c"))
 
