@@ -249,15 +249,13 @@ def pretrained_teachers(results: Path) -> str:
                 " / ".join(f"{v:.3f}" for v in mass["rollout"]),
             ]
         )
-        commands = "`; `".join(data["commands"])
-        notes.append(f"- `{name}`: commit {data['git_commit'][:10]}: `{commands}`")
+        notes.append(f"- `{name}`: {provenance(data).strip()}")
     first = runs[names[0]]
     uniform = first["extraction"]["in_event_mass"]["uniform"]
     return (
         table(header, rows)
         + f"\nn = {first['data']['clips']['test']} test clips, one seed; split: "
-        + f"{first['data']['split']}. Uniform attention would give {uniform}. "
-        + f"Machine: {first['machine']}.\n\n"
+        + f"{first['data']['split']}. Uniform attention would give {uniform}.\n\n"
         + "\n".join(notes)
         + "\n"
     )
