@@ -11,9 +11,50 @@ the safe choice.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+import numpy as np
+import torch
+
+from pipeline.cache import TeacherCache
+from pipeline.data.manifest import Manifest
+from pipeline.temporal import in_event_mass
+
+AUTO = "auto"
 FALLBACK = "rollout"
+
+
+def in_event_mass_report(
+    cache: TeacherCache, manifest: Manifest, clip_ids: Iterable[str] | None = None
+) -> dict:
+    """Mean share of the teacher's attention inside the labelled events, per stored layer.
+
+    The first check that the teacher holds temporal knowledge worth distilling;
+    ``uniform`` is what attention spread evenly over the clip would score. ``clip_ids``
+    restricts it (``auto`` measures the training split only, never the test clips).
+    """
+    rollout, attention, uniform = [], [], []
+    for clip_id in cache.ids if clip_ids is None else clip_ids:
+        clip = manifest[clip_id]
+        if not clip.events:
+            continue
+        record = cache.record(clip_id)
+        rollout.append(in_event_mass(torch.from_numpy(record.rollout), clip.duration, clip.events))
+        attention.append(
+            in_event_mass(torch.from_numpy(record.attention), clip.duration, clip.events)
+        )
+        flat = torch.full((cache.resolution,), 1.0 / cache.resolution)
+        uniform.append(float(in_event_mass(flat, clip.duration, clip.events)))
+    if not rollout:
+        return {}
+    layers = cache.index.settings["layers"]
+    return {
+        "clips_with_events": len(rollout),
+        "layers": layers,
+        "rollout": [round(float(v), 4) for v in torch.stack(rollout).mean(0)],
+        "attention": [round(float(v), 4) for v in torch.stack(attention).mean(0)],
+        "uniform": round(float(np.mean(uniform)), 4),
+    }
 
 
 def source_masses(report: Mapping) -> dict[str, float]:
@@ -38,3 +79,12 @@ def choose_attention_source(in_event_mass_by_source: Mapping[str, float]) -> str
         if mass is not None and not math.isnan(mass) and mass > best_mass:
             best, best_mass = source, mass
     return best
+
+
+def resolve_attention_source(requested: str, cache: TeacherCache, manifest: Manifest) -> str:
+    """``requested`` itself, or for ``auto`` the most localised stored source on the
+    training split's clips."""
+    if requested != AUTO:
+        return requested
+    train = [clip.id for clip in manifest.split("train")]
+    return choose_attention_source(source_masses(in_event_mass_report(cache, manifest, train)))

@@ -13,9 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from pipeline.attention_source import in_event_mass_report
 from pipeline.cache import (
     SCHEMA_VERSION,
     CacheIndex,
@@ -32,7 +30,6 @@ from pipeline.errors import AudioError, CacheError, TkdError
 from pipeline.progress import progress
 from pipeline.teacher.extraction import ExtractionSettings, ShardJob, ShardResult, extract_shard
 from pipeline.teacher.model import Teacher, teacher_fingerprint
-from pipeline.temporal import in_event_mass
 
 
 @dataclass
@@ -82,36 +79,6 @@ def _refuse_missing_audio(manifest: Manifest) -> None:
             f"clip {missing[0].id!r}: audio file does not exist{more}; "
             "--skip-bad leaves such clips out",
         )
-
-
-def teacher_attention_report(cache: TeacherCache, manifest: Manifest) -> dict:
-    """Mean share of the teacher's attention inside the labelled events, per stored layer.
-
-    The first check that the teacher holds temporal knowledge worth distilling;
-    ``uniform`` is what attention spread evenly over the clip would score.
-    """
-    rollout, attention, uniform = [], [], []
-    for clip_id in cache.ids:
-        clip = manifest[clip_id]
-        if not clip.events:
-            continue
-        record = cache.record(clip_id)
-        rollout.append(in_event_mass(torch.from_numpy(record.rollout), clip.duration, clip.events))
-        attention.append(
-            in_event_mass(torch.from_numpy(record.attention), clip.duration, clip.events)
-        )
-        flat = torch.full((cache.resolution,), 1.0 / cache.resolution)
-        uniform.append(float(in_event_mass(flat, clip.duration, clip.events)))
-    if not rollout:
-        return {}
-    layers = cache.index.settings["layers"]
-    return {
-        "clips_with_events": len(rollout),
-        "layers": layers,
-        "rollout": [round(float(v), 4) for v in torch.stack(rollout).mean(0)],
-        "attention": [round(float(v), 4) for v in torch.stack(attention).mean(0)],
-        "uniform": round(float(np.mean(uniform)), 4),
-    }
 
 
 def _run_jobs(jobs, teacher, directory, settings, record, workers, scheduler, total_clips):
@@ -274,7 +241,7 @@ def extract_teacher(
                 "clips_per_second": round(clips_done / teacher_seconds, 2) if clips_done else None,
                 "bytes": sum(r.info.bytes for r in results),
                 "skipped": len(index.skipped),
-                "in_event_mass": teacher_attention_report(cache, manifest),
+                "in_event_mass": in_event_mass_report(cache, manifest),
             }
         index.save(directory)
     return ExtractionResult(directory, {**index.stats, "reused": False})

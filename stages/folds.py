@@ -75,9 +75,7 @@ def run_records(fold: str, summary: dict[str, Any]) -> list[RunRecord]:
                 student=run["student"],
                 kd=run["kd"],
                 weight=run["kd_weight"] if uses_weight else None,
-                source=run.get("teacher_attention_source", run["teacher_attention"])
-                if uses_source
-                else None,
+                source=run["teacher_attention"] if uses_source else None,
                 metric=run["test"],
             )
         )

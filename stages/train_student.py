@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from pipeline.attention_source import AUTO, resolve_attention_source
 from pipeline.cache import TeacherCache, parse_attention_source
 from pipeline.data.manifest import MANIFEST_FILE, Manifest
 from pipeline.errors import CheckpointError, ManifestError, TkdError
@@ -68,7 +69,8 @@ class StudentTrainingOptions:
         if isinstance(self.features, dict):
             self.features = FeatureConfig(**self.features)
         try:
-            parse_attention_source(self.teacher_attention)
+            if self.teacher_attention != AUTO:
+                parse_attention_source(self.teacher_attention)
         except ValueError as error:
             raise TkdError(f"--teacher-attention: {error}") from None
         for name, value, valid, rule in (
@@ -173,9 +175,10 @@ def train_student(
     student = build_student(options.student, len(classes), features.dim, **options.student_options)
     model = DistillationModel(student).to(device)
     steps = student.time_steps(bank.num_frames)
-    train_set = StudentDataset(
-        manifest, manifest.split("train"), bank, teacher, options.teacher_attention, steps
+    source = (
+        resolve_attention_source(options.teacher_attention, teacher, manifest) if teacher else None
     )
+    train_set = StudentDataset(manifest, manifest.split("train"), bank, teacher, source, steps)
     valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
     train = _loader(train_set, options)
     optimizer, schedule = _optimizer(model, options, len(train))
@@ -187,6 +190,7 @@ def train_student(
     )
     out.mkdir(parents=True, exist_ok=True)
     config = {"data": str(manifest.root), "cache": str(cache) if cache else None}
+    config["teacher_attention_source"] = source
     write_json(out / "config.json", {**config, **options.to_json(), **settings})
     fit = Fit(
         model,
@@ -203,7 +207,7 @@ def train_student(
         desc=f"{options.student} {options.kd}",
         advice="try a lower --lr or --kd-weight",
     ).run(train)
-    return _finish(out, fit, manifest, bank, options, device)
+    return _finish(out, fit, manifest, bank, options, device, source)
 
 
 def _optimizer(
@@ -262,6 +266,7 @@ def _finish(
     bank: FeatureBank,
     options: StudentTrainingOptions,
     device: torch.device,
+    source: str | None,
 ) -> dict[str, Any]:
     """Score the best epoch on valid and test, draw the curves, write ``metrics.json``."""
     model = load_distillation_model(out)[0].to(device)  # the best epoch, with its attention head
@@ -271,6 +276,7 @@ def _finish(
         "kd": options.kd,
         "kd_weight": options.kd_weight,
         "teacher_attention": options.teacher_attention,
+        "teacher_attention_source": source,  # what "auto" chose
         "seed": options.seed,
         "best_epoch": fit.selection.best_epoch,
         "epochs_run": len(fit.history.epochs),

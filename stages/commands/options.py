@@ -150,7 +150,10 @@ RESOLUTION = click.option(
 
 def teacher_attention_option(many: bool) -> Decorator:
     """Which teacher vector the student learns from; ``run`` sweeps a comma-separated list."""
-    help = f"Teacher attention to distil: {SOURCE_FORMS}"
+    help = (
+        f"Teacher attention to distil: {SOURCE_FORMS}, or 'auto' (the stored source with the"
+        " highest in-event mass on the training split)"
+    )
     return click.option(
         "--teacher-attention",
         default=STUDENT["teacher_attention"],

@@ -1,12 +1,12 @@
+import json
 import math
 
 import numpy as np
 
-from pipeline.attention_source import choose_attention_source, source_masses
+from pipeline.attention_source import choose_attention_source, in_event_mass_report, source_masses
 from pipeline.cache import TeacherCache
 from pipeline.data.manifest import Manifest
 from pipeline.temporal import event_mask
-from stages.extract_teacher import teacher_attention_report
 from tests.builders import rewrite_cache
 
 
@@ -49,5 +49,23 @@ def test_auto_picks_the_localised_layer_of_an_oracle_teacher(synth_data, teacher
 
     cache = rewrite_cache(teacher_cache, tmp_path / teacher_cache.name, layer_two_on_the_event)
     with TeacherCache(cache) as reader:
-        report = teacher_attention_report(reader, manifest)
+        report = in_event_mass_report(reader, manifest)
     assert choose_attention_source(source_masses(report)) == "layer:2"
+
+
+def test_auto_is_resolved_on_the_training_split_and_recorded(synth_data, oracle_cache, tmp_path):
+    from stages.train_student import StudentTrainingOptions, train_student
+
+    options = StudentTrainingOptions(
+        student="tc-resnet8", kd="attention", teacher_attention="auto", epochs=1, device="cpu"
+    )
+    results = train_student(synth_data, tmp_path / "run", oracle_cache, options)
+    manifest = Manifest.load(synth_data)
+    train = [clip.id for clip in manifest.split("train")]
+    expected = choose_attention_source(
+        source_masses(in_event_mass_report(TeacherCache(oracle_cache), manifest, train))
+    )
+    assert results["teacher_attention"] == "auto"
+    assert results["teacher_attention_source"] == expected != "auto"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["teacher_attention_source"] == expected
