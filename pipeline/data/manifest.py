@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ManifestError
+from pipeline.files import write_json, write_text
 
 MANIFEST_FILE = "manifest.jsonl"
 LABELS_FILE = "labels.json"
@@ -195,9 +195,9 @@ class Manifest:
     def save(self) -> None:
         """Write atomically: a reader never sees half a manifest."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.root / LABELS_FILE, json.dumps(self.labels.to_json(), indent=2) + "\n")
+        write_json(self.root / LABELS_FILE, self.labels.to_json())
         body = "".join(json.dumps(clip.to_json()) + "\n" for clip in self.clips)
-        _write_atomic(self.root / MANIFEST_FILE, body)
+        write_text(self.root / MANIFEST_FILE, body)
 
     # -- access ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -279,9 +279,3 @@ def _parse_line(text: str, number: int) -> dict[str, Any]:
     if not isinstance(line, dict):
         raise ValueError(f"line {number}: expected a JSON object")
     return line
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import torch
 from torch.utils.data import Dataset
@@ -19,6 +18,7 @@ from torch.utils.data import Dataset
 from pipeline.cache import TeacherCache
 from pipeline.data.audio import fit_length, load_audio
 from pipeline.data.manifest import Clip, Manifest
+from pipeline.files import write_atomic
 from pipeline.progress import progress
 from pipeline.student.features import FeatureConfig, FrontEnd
 from pipeline.temporal import to_student_steps
@@ -42,13 +42,11 @@ class FeatureBank:
         ).hexdigest()[:16]
         path = manifest.root / FEATURE_FOLDER / f"{key}.pt"
         if path.is_file():
-            stored = torch.load(path)
+            stored = torch.load(path, weights_only=True)
         else:
             stored = self._compute(manifest)
             path.parent.mkdir(exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            torch.save(stored, temporary)
-            os.replace(temporary, path)
+            write_atomic(path, lambda temporary: torch.save(stored, temporary))
         self.rows = {clip_id: row for row, clip_id in enumerate(stored["ids"])}
         self.features: torch.Tensor = stored["features"]
 
