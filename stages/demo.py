@@ -15,7 +15,7 @@ from pipeline.data.recipes.synth import SynthConfig, prepare_synth
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.training import resolve_device
 from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
-from stages.run import run_sweep
+from stages.run import Sweep, run_sweep
 from stages.train_student import StudentTrainingOptions
 
 
@@ -66,18 +66,20 @@ def run_demo(
         data,
         teacher,
         out / "runs",
-        list(settings.students),
-        ["none", "attention"],
-        [settings.kd_weight],
-        settings.seeds,
-        template=StudentTrainingOptions(
-            epochs=settings.student_epochs,
-            batch_size=settings.student_batch_size,
-            device=settings.device,
+        Sweep(
+            list(settings.students),
+            ["none", "attention"],
+            [settings.kd_weight],
+            settings.seeds,
+            StudentTrainingOptions(
+                epochs=settings.student_epochs,
+                batch_size=settings.student_batch_size,
+                device=settings.device,
+            ),
+            list(settings.teacher_attention),
         ),
         cache_root=out / "cache",
         extraction=ExtractionSettings(device=str(device)),
-        teacher_attention=list(settings.teacher_attention),
     )
     return {
         "seconds": round(time.time() - started, 1),

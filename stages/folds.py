@@ -22,8 +22,7 @@ from pipeline.files import write_json, write_text
 from pipeline.stats import RunRecord, compare, markdown_table
 from pipeline.teacher.extraction import ExtractionSettings
 from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
-from stages.run import check_sweep, run_sweep
-from stages.train_student import StudentTrainingOptions
+from stages.run import Sweep, run_sweep
 
 TEACHER_FOLDER = "teacher"
 
@@ -85,22 +84,16 @@ def run_records(fold: str, summary: dict[str, Any]) -> list[RunRecord]:
 def run_folds(
     folds: list[Fold],
     out: str | Path,
-    students: list[str],
-    kd_modes: list[str],
-    kd_weights: list[float],
-    seeds: int = 1,
-    template: StudentTrainingOptions | None = None,
+    sweep: Sweep,
     teacher_init: str | None = None,
     teacher_options: TeacherTrainingOptions | None = None,
     cache_root: str | Path = "cache",
     extraction: ExtractionSettings | None = None,
     jobs: int = 1,
     scheduler: str | None = None,
-    teacher_attention: list[str] | None = None,
 ) -> dict[str, Any]:
     """Every fold's teacher and sweep, then the pooled table with paired KD gains."""
-    template = template or StudentTrainingOptions()
-    check_sweep(students, kd_modes, kd_weights, seeds, template, teacher_attention)
+    sweep.runs()  # checked before any teacher work
     if not folds:
         raise TkdError("give at least one fold dataset")
     if teacher_init is None and any(fold.teacher is None for fold in folds):
@@ -110,19 +103,7 @@ def run_folds(
     for fold in folds:
         teacher = fold_teacher(fold, out, teacher_init, teacher_options)
         summary = run_sweep(
-            fold.data,
-            teacher,
-            out / fold.name,
-            students,
-            kd_modes,
-            kd_weights,
-            seeds,
-            template,
-            cache_root,
-            extraction,
-            jobs,
-            scheduler,
-            teacher_attention,
+            fold.data, teacher, out / fold.name, sweep, cache_root, extraction, jobs, scheduler
         )
         records += run_records(fold.name, summary)
         per_fold.append(_fold_summary(fold, teacher, summary))

@@ -13,7 +13,7 @@ import json
 import multiprocessing
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,41 +80,51 @@ def _train_one(
     return train_student(data, folder, cache, options)
 
 
-def check_sweep(
-    students: list[str],
-    kd_modes: list[str],
-    kd_weights: list[float],
-    seeds: int,
-    template: StudentTrainingOptions,
-    teacher_attention: list[str] | None = None,
-) -> tuple[list[RunSpec], list[StudentTrainingOptions]]:
-    """The sweep's runs and each run's options, all built (hence checked) before any work
-    starts: a bad value late in a list must not surface after the teacher has run."""
-    for flag, values, known in (("students", students, STUDENTS), ("kd", kd_modes, KD_MODES)):
-        if not values:
-            raise TkdError(f"--{flag}: give at least one of {', '.join(known)}")
-        unknown = [value for value in values if value not in known]
-        if unknown:
-            raise TkdError(f"--{flag}: unknown {unknown}; choose from {', '.join(known)}")
-    if not kd_weights and any(kd != "none" for kd in kd_modes):
-        raise TkdError("--kd-weights: give at least one lambda for the KD modes")
-    if seeds < 1:
-        raise TkdError(f"--seeds must be at least 1, got {seeds}")
-    for source in teacher_attention or []:  # also those no KD mode of this sweep uses
-        replace(template, teacher_attention=source)
-    specs = plan_runs(students, kd_modes, kd_weights, seeds, teacher_attention)
-    options = [
-        replace(
-            template,
-            student=spec.student,
-            kd=spec.kd,
-            kd_weight=spec.kd_weight,
-            teacher_attention=spec.teacher_attention,
-            seed=spec.seed,
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep varies: one run per (student, KD mode, teacher attention, λ, seed), each
+    ``template`` with those fields replaced (``template.kd_weight`` is not used)."""
+
+    students: list[str]
+    kd_modes: list[str]
+    kd_weights: list[float]
+    seeds: int = 1
+    template: StudentTrainingOptions = field(default_factory=StudentTrainingOptions)
+    teacher_attention: list[str] | None = None
+
+    def runs(self) -> tuple[list[RunSpec], list[StudentTrainingOptions]]:
+        """Every run and its options, all built (hence checked) before any work starts: a
+        bad value late in a list must not surface after the teacher has run."""
+        for flag, values, known in (
+            ("students", self.students, STUDENTS),
+            ("kd", self.kd_modes, KD_MODES),
+        ):
+            if not values:
+                raise TkdError(f"--{flag}: give at least one of {', '.join(known)}")
+            unknown = [value for value in values if value not in known]
+            if unknown:
+                raise TkdError(f"--{flag}: unknown {unknown}; choose from {', '.join(known)}")
+        if not self.kd_weights and any(kd != "none" for kd in self.kd_modes):
+            raise TkdError("--kd-weights: give at least one lambda for the KD modes")
+        if self.seeds < 1:
+            raise TkdError(f"--seeds must be at least 1, got {self.seeds}")
+        for source in self.teacher_attention or []:  # also those no KD mode of this sweep uses
+            replace(self.template, teacher_attention=source)
+        specs = plan_runs(
+            self.students, self.kd_modes, self.kd_weights, self.seeds, self.teacher_attention
         )
-        for spec in specs
-    ]
-    return specs, options
+        options = [
+            replace(
+                self.template,
+                student=spec.student,
+                kd=spec.kd,
+                kd_weight=spec.kd_weight,
+                teacher_attention=spec.teacher_attention,
+                seed=spec.seed,
+            )
+            for spec in specs
+        ]
+        return specs, options
 
 
 def _execute(specs, options, data, out, cache, jobs, scheduler) -> list[dict[str, Any]]:
@@ -249,25 +259,15 @@ def run_sweep(
     data: str | Path,
     teacher: str | Path,
     out: str | Path,
-    students: list[str],
-    kd_modes: list[str],
-    kd_weights: list[float],
-    seeds: int = 1,
-    template: StudentTrainingOptions | None = None,
+    sweep: Sweep,
     cache_root: str | Path = "cache",
     extraction: ExtractionSettings | None = None,
     jobs: int = 1,
     scheduler: str | None = None,
-    teacher_attention: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Extract (or reuse) the teacher cache, train every student run, write the tables.
-
-    Each run is ``template`` with its own student, KD mode, lambda (from ``kd_weights``;
-    ``template.kd_weight`` is not used), teacher attention and seed. Every run's options
-    are checked before the teacher runs.
-    """
-    template = template or StudentTrainingOptions()
-    specs, options = check_sweep(students, kd_modes, kd_weights, seeds, template, teacher_attention)
+    """Extract (or reuse) the teacher cache, train every run of ``sweep``, write the tables.
+    Every run's options are checked before the teacher runs."""
+    specs, options = sweep.runs()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)

@@ -91,34 +91,37 @@ def run_command(
     from pipeline.teacher.extraction import ExtractionSettings
     from pipeline.training import resolve_device
     from stages.folds import folds_from, run_folds
-    from stages.run import run_sweep
+    from stages.run import Sweep, run_sweep
 
     if bool(teachers) == bool(teacher_init):
         raise click.UsageError("give --teacher (one per --data) or --teacher-init, not both")
     device = str(resolve_device(values["device"]))
-    sweep = dict(
-        students=students,
-        kd_modes=kd_modes,
-        kd_weights=kd_weights,
-        seeds=seeds,
-        template=student_options(**values),
+    sweep = Sweep(
+        students,
+        kd_modes,
+        kd_weights,
+        seeds,
+        student_options(**values),
+        [x.strip() for x in teacher_attention.split(",")],
+    )
+    where = dict(
         cache_root=cache_root,
         extraction=ExtractionSettings(resolution=resolution, device=device),
         jobs=jobs,
         scheduler=scheduler,
-        teacher_attention=[x.strip() for x in teacher_attention.split(",")],
     )
     if len(datasets) == 1 and teachers:
-        summary = run_sweep(datasets[0], teachers[0], out, **sweep)
+        summary = run_sweep(datasets[0], teachers[0], out, sweep, **where)
         if summary["cache_reused"]:
             click.echo(f"reused the teacher cache {summary['cache']}", err=True)
     else:
         run_folds(
             folds_from(list(datasets), list(teachers)),
             out,
-            teacher_init=teacher_init,
-            teacher_options=_teacher_options(teacher_init, teacher_epochs, device),
-            **sweep,
+            sweep,
+            teacher_init,
+            _teacher_options(teacher_init, teacher_epochs, device),
+            **where,
         )
     click.echo((Path(out) / "results.md").read_text())
     click.echo(Path(out) / "results.json")

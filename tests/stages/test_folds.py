@@ -5,6 +5,7 @@ import pytest
 from pipeline.errors import TkdError
 from stages.finetune_teacher import TeacherTrainingOptions
 from stages.folds import Fold, folds_from, run_folds
+from stages.run import Sweep
 from stages.train_student import StudentTrainingOptions
 from tests.builders import copy_dataset
 
@@ -22,11 +23,7 @@ def test_folds_pool_runs_and_pair_each_kd_run_with_its_baseline(two_folds, tiny_
     results = run_folds(
         folds,
         tmp_path / "runs",
-        ["tc-resnet8"],
-        ["none", "attention"],
-        [0.5],
-        seeds=2,
-        template=TEMPLATE,
+        Sweep(["tc-resnet8"], ["none", "attention"], [0.5], 2, TEMPLATE),
         cache_root=tmp_path / "cache",
     )
     assert [fold["fold"] for fold in results["folds"]] == ["fold0", "fold1"]
@@ -60,12 +57,9 @@ def test_folds_fine_tune_one_teacher_each_and_reuse_it(two_folds, tiny_teacher, 
         return run_folds(
             folds,
             tmp_path / "runs",
-            ["tc-resnet8"],
-            ["none"],
-            [0.5],
-            template=TEMPLATE,
-            teacher_init=str(tiny_teacher),
-            teacher_options=options,
+            Sweep(["tc-resnet8"], ["none"], [0.5], template=TEMPLATE),
+            str(tiny_teacher),
+            options,
             cache_root=tmp_path / "cache",
         )
 
@@ -80,9 +74,11 @@ def test_folds_fine_tune_one_teacher_each_and_reuse_it(two_folds, tiny_teacher, 
 
 def test_folds_are_refused_before_any_work(two_folds, tmp_path):
     with pytest.raises(TkdError, match="teacher"):
-        run_folds([Fold("fold0", two_folds[0])], tmp_path / "runs", ["tc-resnet8"], ["none"], [])
+        run_folds(
+            [Fold("fold0", two_folds[0])], tmp_path / "runs", Sweep(["tc-resnet8"], ["none"], [])
+        )
     with pytest.raises(TkdError, match="one --teacher per --data"):
         folds_from(two_folds, [two_folds[0]])
     with pytest.raises(TkdError, match="bogus"):
-        run_folds(folds_from(two_folds, None), tmp_path / "runs", ["bogus"], ["none"], [])
+        run_folds(folds_from(two_folds, None), tmp_path / "runs", Sweep(["bogus"], ["none"], []))
     assert not (tmp_path / "runs").exists()

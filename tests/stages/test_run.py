@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pipeline.errors import TkdError
-from stages.run import plan_runs, run_sweep
+from stages.run import Sweep, plan_runs, run_sweep
 from stages.train_student import StudentTrainingOptions
 
 TEMPLATE = StudentTrainingOptions(epochs=1, batch_size=16, device="cpu")
@@ -43,12 +43,8 @@ def test_every_list_value_is_checked_before_the_teacher_runs(
             tmp_path / "data",
             tmp_path / "teacher",
             tmp_path / "runs",
-            students,
-            kd_modes,
-            kd_weights,
-            template=TEMPLATE,
+            Sweep(students, kd_modes, kd_weights, template=TEMPLATE, teacher_attention=sources),
             cache_root=tmp_path / "cache",
-            teacher_attention=sources,
         )
     assert list(tmp_path.iterdir()) == []
 
@@ -61,11 +57,7 @@ def test_sweep_writes_the_table_and_skips_finished_runs(
             synth_data,
             tiny_teacher,
             tmp_path / "runs",
-            ["tc-resnet8", "att-rnn"],
-            ["none", "attention"],
-            [0.25, 1.0],
-            seeds=2,
-            template=TEMPLATE,
+            Sweep(["tc-resnet8", "att-rnn"], ["none", "attention"], [0.25, 1.0], 2, TEMPLATE),
             cache_root=tmp_path / "cache",
             jobs=jobs,
         )
@@ -97,24 +89,9 @@ def test_sweep_writes_the_table_and_skips_finished_runs(
 
 
 def test_parallel_jobs_give_the_same_runs(synth_data, tiny_teacher, tmp_path):
-    common = dict(template=TEMPLATE, cache_root=tmp_path / "cache")
-    serial = run_sweep(
-        synth_data,
-        tiny_teacher,
-        tmp_path / "a",
-        ["tc-resnet8"],
-        ["none", "attention"],
-        [0.5],
-        **common,
-    )
+    sweep = Sweep(["tc-resnet8"], ["none", "attention"], [0.5], template=TEMPLATE)
+    serial = run_sweep(synth_data, tiny_teacher, tmp_path / "a", sweep, tmp_path / "cache")
     parallel = run_sweep(
-        synth_data,
-        tiny_teacher,
-        tmp_path / "b",
-        ["tc-resnet8"],
-        ["none", "attention"],
-        [0.5],
-        jobs=2,
-        **common,
+        synth_data, tiny_teacher, tmp_path / "b", sweep, tmp_path / "cache", jobs=2
     )
     assert [r["test"] for r in serial["runs"]] == [r["test"] for r in parallel["runs"]]

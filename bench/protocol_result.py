@@ -1,0 +1,35 @@
+"""Commit a `tkd run` over folds as data: docs/results/NAME.json from RUNS/results.json.
+
+    python bench/protocol_result.py RUNS NAME "COMMAND" WALL_SECONDS
+
+Keeps the pooled table (mean ± std over folds × seeds, paired KD gains), every run's
+record, and each fold's teacher (test score, in-event mass, fine-tuning time), with the
+command, commit and machine (:func:`results_tables.save_result`).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+from results_tables import save_result
+
+
+def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
+    results = json.loads((runs / "results.json").read_text())
+    cores = len(__import__("os").sched_getaffinity(0))
+    record = {
+        "machine": f"{platform.machine()} CPU, {cores} cores, no GPU",
+        **results,
+    }
+    path = save_result(name, record, wall_s)
+    data = json.loads(path.read_text())
+    data["command"] = command
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    print(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])))
