@@ -130,6 +130,11 @@ def _fold_summary(fold: Fold, teacher: Path, summary: dict[str, Any]) -> dict[st
         if teacher_metrics.is_file()
         else None,
         "teacher_in_event_mass": summary["teacher_in_event_mass"],
+        "attention_sources": {  # requested -> what this fold's runs used ("auto" resolved)
+            run["teacher_attention"]: run.get("teacher_attention_source")
+            for run in summary["runs"]
+            if run["kd"] in ("attention", "both")
+        },
         "cache": summary["cache"],
         "metric": summary["metric"],
     }
