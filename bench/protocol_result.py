@@ -10,6 +10,7 @@ command, commit and machine (:func:`results_tables.save_result`).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -19,7 +20,11 @@ from results_tables import save_result
 
 def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
     results = json.loads((runs / "results.json").read_text())
-    cores = len(__import__("os").sched_getaffinity(0))
+    for fold in results["folds"]:  # who the test clips speak: the voices no model heard
+        lines = (Path(fold["data"]) / "manifest.jsonl").read_text().splitlines()
+        clips = [json.loads(line) for line in lines]
+        fold["test_speakers"] = sorted({c["speaker"] for c in clips if c["split"] == "test"})
+    cores = len(os.sched_getaffinity(0))
     record = {
         "machine": f"{platform.machine()} CPU, {cores} cores, no GPU",
         **results,

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.stats import ConditionResult, PairedGain, Summary, markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "docs" / "results"
 PAGES = (ROOT / "docs" / "results.md", ROOT / "README.md")
@@ -261,6 +263,49 @@ def pretrained_teachers(results: Path) -> str:
     )
 
 
+def speaker_folds(name: str) -> Callable[[Path], str]:
+    """A `run` over speaker folds: each fold's teacher, then every condition over folds ×
+    seeds with its paired KD gain (pipeline.stats renders it, as `run` does)."""
+
+    def render(results: Path) -> str:
+        data = load(name, results)
+        header = ["fold", "test speaker", "teacher test", "teacher in-event mass, own attention"]
+        header.append("auto chose")
+        rows = [
+            [
+                fold["fold"],
+                ", ".join(fold.get("test_speakers", [])),
+                f"{fold['teacher_test'] * 100:.1f}",
+                " / ".join(f"{v:.3f}" for v in fold["teacher_in_event_mass"]["attention"]),
+                fold.get("attention_sources", {}).get("auto", ""),
+            ]
+            for fold in data["folds"]
+        ]
+        conditions = [
+            ConditionResult(
+                row["student"],
+                row["kd"],
+                row["kd_weight"],
+                row["source"],
+                Summary(**row["test"]),
+                None
+                if row["paired_gain"] is None
+                else PairedGain(
+                    row["paired_gain"]["mean"],
+                    tuple(row["paired_gain"]["interval"])
+                    if row["paired_gain"]["interval"]
+                    else None,
+                    row["paired_gain"]["n"],
+                ),
+            )
+            for row in data["table"]
+        ]
+        students = markdown_table(conditions)
+        return table(header, rows) + "\n" + students + provenance(data)
+
+    return render
+
+
 def readme_summary(results: Path) -> str:
     """The benchmark figures the README quotes."""
     six = load("extraction-whisper-6l-cpu", results)["rows"]
@@ -294,6 +339,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "paper-lambda": paper_lambda,
     "paper-table2": paper_table2,
     "pretrained-teachers": pretrained_teachers,
+    "speaker-folds": speaker_folds("noisy-digits-speaker-folds-cpu"),
     "readme-summary": readme_summary,
 }
 
