@@ -24,23 +24,25 @@ from pipeline.files import write_json
 from pipeline.metrics import classification_metric
 from pipeline.student.architectures import count_macs, count_parameters
 from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_student
+from pipeline.student.deployed import (
+    ExportedModel,
+    check_parity,
+    compare,
+    front_end_macs,
+    latency,
+    single_thread,
+)
 from pipeline.student.export import (
     FORMATS,
     ONNX_OPSET,
     QUANTIZATIONS,
     SUFFIXES,
     DeployableStudent,
-    ExportedModel,
-    check_parity,
-    compare,
     deployable,
     deployment_info,
     example_waveform,
     export_model,
     file_digest,
-    front_end_macs,
-    latency,
-    single_thread,
 )
 from pipeline.training import label_target
 from stages.evaluate import run_manifest
@@ -73,7 +75,7 @@ def export_run(
 
     The float graph must reproduce the checkpoint's logits on real clips (the first few
     of ``split`` of ``data`` or the run's dataset; fixed noise clips if neither can be
-    read) within the parity tolerance, or :class:`pipeline.student.export.ParityError` is raised
+    read) within the parity tolerance, or :class:`pipeline.student.deployed.ParityError` is raised
     and nothing is written: models are made in a temporary folder and moved to ``out``
     once checked. With ``quantize="dynamic"`` the file written is the int8 model, and the
     accuracy of the PyTorch, float and int8 models is measured on the whole split

@@ -43,7 +43,8 @@ import torchaudio.functional as AF
 
 from pipeline.data.audio import fit_length
 from pipeline.data.manifest import Clip
-from pipeline.data.recipes.common import mix_events, stable_hash
+from pipeline.data.recipes.common import stable_hash
+from pipeline.data.recipes.noisy import mix_events
 
 AUGMENTATIONS = ("speed", "shift", "gain", "remix", "mix")
 # 0.85 .. 1.15 in steps of 0.05, as ratios whose terms stay small (fast polyphase resampling)

@@ -1,6 +1,7 @@
 """On-device export: the bare student behind its feature front end, as one TorchScript or
-ONNX graph (waveform [1, samples] in, logits [1, classes] out), checked against the
-PyTorch checkpoint it came from, optionally with dynamic int8 weights.
+ONNX graph (waveform [1, samples] in, logits [1, classes] out), optionally with dynamic
+int8 weights. Running a written file and checking it against the PyTorch checkpoint it
+came from is :mod:`pipeline.student.deployed`.
 
 What is exported is what :func:`pipeline.student.checkpoint.load_student` returns: the original
 architecture only. The auxiliary attention head lives in a separate file that is never
@@ -24,10 +25,8 @@ import copy
 import hashlib
 import json
 import logging
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +47,7 @@ INPUT_NAME = "waveform"
 OUTPUT_NAME = "logits"
 METADATA_KEY = "tkd"  # the deployment info, also stored inside each exported file
 
-# A float export must give the checkpoint's logits to |exported - pytorch| <= ATOL + RTOL *
-# |pytorch| on every clip checked. Measured differences are ~1e-7 (float32 round-off
-# from operator fusion and a different FFT); the bound leaves room for longer clips.
-PARITY_ATOL = 1e-4
-PARITY_RTOL = 1e-4
-
 log = logging.getLogger(__name__)
-
-
-class ParityError(RuntimeError):
-    """An exported float model whose outputs differ from the checkpoint's (a bug, not
-    bad input)."""
 
 
 class DeployableStudent(nn.Module):
@@ -157,7 +145,7 @@ def _write_model(
     metadata = json.dumps(info or {})
     if fmt == "torchscript":
         source = _quantize_torch(module) if quantize else module
-        with _torchscript_deprecation():
+        with quiet_torchscript():
             torch.jit.save(
                 _script(source, example), str(path), _extra_files={METADATA_KEY: metadata}
             )
@@ -175,7 +163,7 @@ def _write_model(
 
 
 @contextlib.contextmanager
-def _torchscript_deprecation() -> Iterator[None]:
+def quiet_torchscript() -> Iterator[None]:
     """torch 2.11 marks ``torch.jit`` deprecated (for ``torch.export``); it still works and
     is what many device runtimes load."""
     with warnings.catch_warnings():
@@ -184,7 +172,7 @@ def _torchscript_deprecation() -> Iterator[None]:
 
 
 def _script(module: DeployableStudent, example: Tensor) -> torch.jit.ScriptModule:
-    with _torchscript_deprecation():
+    with quiet_torchscript():
         front_end = torch.jit.trace(module.features, example)
         return torch.jit.script(DeployableStudent(front_end, module.student).eval())
 
@@ -347,125 +335,3 @@ def _gemm_as_matmul(graph) -> None:
     unused = [tensor for tensor in graph.initializer if tensor.name not in used]
     for tensor in unused:
         graph.initializer.remove(tensor)
-
-
-# -- running exported files -----------------------------------------------------------
-class ExportedModel:
-    """An exported file loaded for CPU inference: waveform [1, samples] -> logits."""
-
-    def __init__(self, path: str | Path, fmt: str | None = None, threads: int | None = None):
-        self.path = Path(path)
-        self.format = fmt or next(
-            (f for f, suffix in SUFFIXES.items() if self.path.suffix == suffix), None
-        )
-        if self.format == "torchscript":
-            with _torchscript_deprecation():
-                self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
-        elif self.format == "onnx":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            if threads is not None:
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = threads
-            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-            self.session = onnxruntime.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-        else:
-            raise ValueError(f"{self.path}: cannot tell the export format; pass one of {FORMATS}")
-
-    @torch.inference_mode()
-    def __call__(self, waveform: Tensor) -> Tensor:
-        if self.format == "torchscript":
-            return self.module(waveform)
-        (logits,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: waveform.numpy()})
-        return torch.from_numpy(logits)
-
-    def metadata(self) -> dict[str, Any]:
-        """The deployment info stored inside the file."""
-        if self.format == "torchscript":
-            files = {METADATA_KEY: ""}
-            with _torchscript_deprecation():
-                torch.jit.load(str(self.path), map_location="cpu", _extra_files=files)
-            return json.loads(files[METADATA_KEY] or "{}")
-        stored = self.session.get_modelmeta().custom_metadata_map
-        return json.loads(stored.get(METADATA_KEY, "{}"))
-
-
-# -- checking and measuring -------------------------------------------------------------
-Scorer = Callable[[Tensor], Tensor]
-
-
-@torch.inference_mode()
-def compare(reference: Scorer, exported: Scorer, waves: list[Tensor]) -> dict[str, Any]:
-    """Largest logit difference over ``waves`` (each [samples]), the largest share of the
-    parity tolerance it uses, and how often the top class agrees."""
-    worst, ratio, agree = 0.0, 0.0, 0
-    with single_thread():
-        pairs = [(reference(w[None]).float(), exported(w[None]).float()) for w in waves]
-    for expected, actual in pairs:
-        difference = (actual - expected).abs()
-        bound = PARITY_ATOL + PARITY_RTOL * expected.abs()
-        worst = max(worst, float(difference.max()))
-        ratio = max(ratio, float((difference / bound).max()))
-        agree += int(actual.argmax() == expected.argmax())
-    return {
-        "clips": len(waves),
-        "max_abs_diff": worst,
-        "tolerance_used": ratio,
-        "top_class_agreement": agree / len(waves) if waves else None,
-    }
-
-
-def check_parity(reference: Scorer, exported: Scorer, waves: list[Tensor], name: str) -> dict:
-    """:func:`compare`, raising :class:`ParityError` if any logit is out of tolerance."""
-    result = compare(reference, exported, waves)
-    if result["tolerance_used"] > 1.0:
-        raise ParityError(
-            f"{name}: exported logits differ from the checkpoint's by up to "
-            f"{result['max_abs_diff']:.3g} (tolerance {PARITY_ATOL} + {PARITY_RTOL} x |logit|)"
-        )
-    return result | {"atol": PARITY_ATOL, "rtol": PARITY_RTOL}
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """torch on one CPU thread, as one clip runs on a device (and many times faster than
-    a thread pool for these models on a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@torch.inference_mode()
-def latency(
-    scorer: Scorer, example: Tensor, runs: int = 50, warmup: int = 10
-) -> dict[str, float | int]:
-    """Milliseconds per clip on one CPU thread: ``warmup`` untimed calls, then the median
-    and 90th percentile of ``runs`` timed ones (ONNX sessions: open with ``threads=1``)."""
-    with single_thread():
-        for _ in range(warmup):
-            scorer(example)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            scorer(example)
-            times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return {
-        "median_ms": statistics.median(times),
-        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-    }
-
-
-def front_end_macs(front_end: FrontEnd, num_frames: int) -> int:
-    """The front end's matrix products per clip (mel filterbank, and DCT for MFCC), as
-    :func:`pipeline.student.architectures.count_macs` counts a student's; the FFT is not counted."""
-    matrices = ("mel_scale.fb", "dct_mat")
-    return num_frames * sum(
-        buffer.numel() for name, buffer in front_end.named_buffers() if name.endswith(matrices)
-    )

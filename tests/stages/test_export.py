@@ -13,13 +13,8 @@ from pipeline.data.manifest import Manifest
 from pipeline.errors import CheckpointError
 from pipeline.student.architectures import STUDENTS, DistillationModel, count_macs, count_parameters
 from pipeline.student.checkpoint import AUXILIARY, StudentCheckpoint, load_student
-from pipeline.student.export import (
-    PARITY_ATOL,
-    PARITY_RTOL,
-    ExportedModel,
-    deployable,
-    single_thread,
-)
+from pipeline.student.deployed import PARITY_ATOL, PARITY_RTOL, ExportedModel, single_thread
+from pipeline.student.export import deployable
 from pipeline.student.features import FeatureConfig
 from stages.export import default_export_path, export_run, profile_run
 

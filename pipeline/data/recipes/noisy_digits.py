@@ -19,7 +19,7 @@ hence optimistic). The default is fold 0 of 5 (one test speaker of the five in
 digit/speaker is test, 5-9 valid, 10-49 train (every speaker in every split).
 
 Noise is split too: each split draws from its own time region of every noise file (see
-:mod:`pipeline.data.recipes.common`), so no noise sample is shared across splits.
+:mod:`pipeline.data.recipes.noisy`), so no noise sample is shared across splits.
 
 SNR: drawn uniformly from ``snr_db`` per clip, measured over the digit's own span (not
 the whole clip). The default -5..+5 dB makes the noise as loud as the speech on average,
@@ -41,17 +41,8 @@ from pathlib import Path
 
 from pipeline.data.audio import DEFAULT_SAMPLE_RATE
 from pipeline.data.manifest import LabelSet, Manifest
-from pipeline.data.recipes.common import (
-    NoisyJob,
-    NoisySpec,
-    Skipped,
-    Source,
-    clip_rng,
-    noisy_dataset,
-    probe_sources,
-    remix,
-    require_dir,
-)
+from pipeline.data.recipes.common import Skipped, Source, clip_rng, probe_sources, require_dir
+from pipeline.data.recipes.noisy import NoisyJob, NoisySpec, noisy_dataset, remix
 from pipeline.errors import ManifestError
 
 GENERATOR = "noisy-digits"

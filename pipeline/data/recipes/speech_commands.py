@@ -17,15 +17,13 @@ from pathlib import Path
 from pipeline.data.audio import DEFAULT_SAMPLE_RATE
 from pipeline.data.manifest import LabelSet, Manifest
 from pipeline.data.recipes.common import (
-    NoisyJob,
-    NoisySpec,
     Source,
-    noisy_dataset,
     probe_sources,
     reference_dataset,
     require_dir,
     require_file,
 )
+from pipeline.data.recipes.noisy import NoisyJob, NoisySpec, noisy_dataset
 from pipeline.data.recipes.noisy_digits import DEFAULT_SNR_DB
 from pipeline.errors import ManifestError
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cli import main
 from pipeline.data.audio import mix_at_snr
 from pipeline.data.manifest import Manifest
-from pipeline.data.recipes.common import NOISE_REGIONS, mix_events, place_events
+from pipeline.data.recipes.noisy import NOISE_REGIONS, mix_events, place_events
 from pipeline.data.recipes.noisy_digits import (
     fsdd_split,
     named_speakers,
