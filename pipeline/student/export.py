@@ -47,7 +47,6 @@ INPUT_NAME = "waveform"
 OUTPUT_NAME = "logits"
 METADATA_KEY = "tkd"  # the deployment info, also stored inside each exported file
 
-log = logging.getLogger(__name__)
 
 
 class DeployableStudent(nn.Module):
