@@ -48,7 +48,6 @@ OUTPUT_NAME = "logits"
 METADATA_KEY = "tkd"  # the deployment info, also stored inside each exported file
 
 
-
 class DeployableStudent(nn.Module):
     """Front end + bare student: waveform [batch, samples] -> logits [batch, classes]."""
 
