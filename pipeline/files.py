@@ -10,6 +10,7 @@ still runs (see ``temporary_owner_alive``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -90,3 +91,12 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a whole file, read in 4 MB blocks (shards, checkpoints, pretrained weights)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

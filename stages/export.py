@@ -20,7 +20,7 @@ import torch
 from pipeline.data.audio import fit_length, load_audio
 from pipeline.data.manifest import Manifest
 from pipeline.errors import TkdError
-from pipeline.files import write_json
+from pipeline.files import file_sha256, write_json
 from pipeline.metrics import classification_metric
 from pipeline.student.architectures import count_macs, count_parameters
 from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_student
@@ -42,7 +42,6 @@ from pipeline.student.export import (
     deployment_info,
     example_waveform,
     export_model,
-    file_digest,
 )
 from pipeline.training import label_target
 from stages.evaluate import run_manifest
@@ -90,7 +89,7 @@ def export_run(
     run = Path(run)
     model, checkpoint = load_student(run)
     checkpoint_path = run / BEST if run.is_dir() else run
-    digest = file_digest(checkpoint_path)
+    digest = file_sha256(checkpoint_path)
     out = Path(out) if out is not None else default_export_path(run, fmt, quantize)
     if out.suffix == ".json":
         raise TkdError(f"{out}: the export's JSON settings go beside it; name the model file")
@@ -230,7 +229,7 @@ def profile_run(
     reference = deployable(model, checkpoint)
     frames = checkpoint.features.frames(checkpoint.samples)
     checkpoint_path = run / BEST if run.is_dir() else run
-    digest = file_digest(checkpoint_path)
+    digest = file_sha256(checkpoint_path)
     example = example_waveform(checkpoint.samples)
     info = deployment_info(checkpoint)
     waves = _parity_waves(None, [], checkpoint)

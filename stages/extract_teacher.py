@@ -21,12 +21,12 @@ from pipeline.cache import (
     TeacherCache,
     cache_key,
     cache_lock,
-    file_sha256,
     read_shard_attrs,
     read_shard_ids,
 )
 from pipeline.data.manifest import Manifest
 from pipeline.errors import AudioError, CacheError, TkdError
+from pipeline.files import file_sha256
 from pipeline.progress import progress
 from pipeline.teacher.extraction import ExtractionSettings, ShardJob, ShardResult, extract_shard
 from pipeline.teacher.model import Teacher, teacher_fingerprint

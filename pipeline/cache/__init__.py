@@ -18,7 +18,7 @@ from pipeline.cache.reader import (
     TeacherRecord,
     parse_attention_source,
 )
-from pipeline.cache.shard import SUM_TOLERANCE, file_sha256
+from pipeline.cache.shard import SUM_TOLERANCE
 from pipeline.cache.verify import verify_cache
 from pipeline.cache.writer import read_shard_attrs, read_shard_ids, write_shard
 
@@ -35,7 +35,6 @@ __all__ = [
     "cache_key",
     "cache_lock",
     "collect_garbage",
-    "file_sha256",
     "list_caches",
     "parse_attention_source",
     "read_shard_attrs",

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -123,15 +122,6 @@ def _blocks(dataset: h5py.Dataset) -> Iterator[tuple[int, int, np.ndarray | None
 
 def ids_digest(ids: list[str]) -> str:
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """Digest of a whole file, as ShardInfo records it."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def examples(clip_ids: list[str]) -> str:

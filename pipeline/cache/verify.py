@@ -14,8 +14,9 @@ from pathlib import Path
 import h5py
 
 from pipeline.cache.index import CacheIndex, ShardInfo
-from pipeline.cache.shard import check_values, examples, file_sha256, inspect_shard
+from pipeline.cache.shard import check_values, examples, inspect_shard
 from pipeline.errors import CacheError
+from pipeline.files import file_sha256
 
 
 def verify_cache(directory: str | Path) -> list[str]:

@@ -22,9 +22,9 @@ import numpy as np
 
 from pipeline.cache.index import ShardInfo
 from pipeline.cache.key import SCHEMA_VERSION, jsonable
-from pipeline.cache.shard import check_values, file_sha256, ids_digest, inspect_shard, read_ids
+from pipeline.cache.shard import check_values, ids_digest, inspect_shard, read_ids
 from pipeline.errors import CacheError
-from pipeline.files import replacing
+from pipeline.files import file_sha256, replacing
 
 _FILTERS: dict[str, Any] = {"compression": "lzf", "shuffle": True, "fletcher32": True}
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import warnings
@@ -96,14 +95,6 @@ def deployment_info(checkpoint: StudentCheckpoint) -> dict[str, Any]:
         "front_end": {"in_graph": True, "frames": features.frames(checkpoint.samples)}
         | features.to_json(),
     }
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- export -----------------------------------------------------------------------------

@@ -29,9 +29,10 @@ from transformers import AutoModelForAudioClassification, WhisperConfig, Whisper
 
 from pipeline.data.manifest import LabelSet
 from pipeline.errors import CheckpointError, TkdError
+from pipeline.files import file_sha256
 from pipeline.teacher.ctranslate2 import read_model_bin
 from pipeline.teacher.model import FRAMES_PER_SECOND, _label_maps, init_teacher
-from pipeline.teacher.pretrained import PRETRAINED, locate, sha256_file
+from pipeline.teacher.pretrained import PRETRAINED, locate
 
 SOURCE_KINDS = ("ctranslate2", "openai-whisper", "hf-whisper", "hf-wav2vec2")
 PROVENANCE_FILE = "source.json"  # a .json file: teacher_fingerprint (the cache key) hashes it
@@ -95,7 +96,7 @@ def provenance(path: str | Path, kind: str, weights: Path, sha256: str | None = 
         "source": str(path),
         "format": kind,
         "weights": str(weights),
-        "sha256": sha256 or sha256_file(weights),
+        "sha256": sha256 or file_sha256(weights),
     }
 
 

@@ -9,7 +9,6 @@ the sha256 before every use: a different file is refused, never used as a teache
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import TkdError
-from pipeline.files import write_atomic
+from pipeline.files import file_sha256, write_atomic
 
 
 @dataclass(frozen=True)
@@ -42,14 +41,6 @@ PRETRAINED: dict[str, Pretrained] = {
         sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
     ),
 }
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def home() -> Path:
@@ -90,7 +81,7 @@ def locate(name: str) -> tuple[Path, str]:
         for companion in files[0].parent.iterdir():  # config, vocabulary: a whole folder
             if companion.is_file() and not companion.name.startswith("model.bin"):
                 shutil.copyfile(companion, model_bin.parent / companion.name)
-    digest = sha256_file(model_bin)
+    digest = file_sha256(model_bin)
     if digest != preset.sha256:
         raise TkdError(
             f"{model_bin}: sha256 {digest} is not the {name} weights ({preset.sha256}); "

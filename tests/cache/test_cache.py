@@ -23,7 +23,6 @@ from pipeline.cache import (
     cache_key,
     cache_lock,
     collect_garbage,
-    file_sha256,
     list_caches,
     parse_attention_source,
     read_shard_attrs,
@@ -33,6 +32,7 @@ from pipeline.cache import (
     write_shard,
 )
 from pipeline.errors import CacheError
+from pipeline.files import file_sha256
 
 LAYERS, R = 3, 8
 CLASSES = ["dog", "cat", "bird", "rain"]

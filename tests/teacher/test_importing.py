@@ -8,9 +8,9 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from pipeline.data.manifest import LabelSet
 from pipeline.errors import CheckpointError, TkdError
+from pipeline.files import file_sha256
 from pipeline.teacher.importing import detect_source, load_source
 from pipeline.teacher.model import build_teacher
-from pipeline.teacher.pretrained import sha256_file
 from tests.teacher.whisper_sources import (
     D_MODEL,
     HEADS,
@@ -46,7 +46,7 @@ def test_ctranslate2_import_reproduces_the_source_forward(arrays, tmp_path):
     imported = model.eval().encoder(features).last_hidden_state
     torch.testing.assert_close(imported, reference_encoder(arrays, features), atol=1e-4, rtol=0)
     assert origin["format"] == "ctranslate2" and origin["window_seconds"] == 2
-    assert origin["sha256"] == sha256_file(folder / "model.bin")
+    assert origin["sha256"] == file_sha256(folder / "model.bin")
 
 
 def test_window_cut_keeps_the_first_rows_and_every_other_weight(arrays, tmp_path):
@@ -135,7 +135,7 @@ def test_wav2vec2_family_folder_keeps_its_normalisation(tmp_path):
     assert loaded_extractor.do_normalize
     state = source.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    assert origin["sha256"] == sha256_file(tmp_path / "w2v" / "model.safetensors")
+    assert origin["sha256"] == file_sha256(tmp_path / "w2v" / "model.safetensors")
 
 
 @pytest.mark.parametrize(
