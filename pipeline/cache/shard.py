@@ -57,7 +57,8 @@ def inspect_shard(file: h5py.File, classes: int | None) -> tuple[list[str], list
         )
     logits = file["logits"].shape
     if logits[:-1] != (count, *views) or (classes is not None and logits[-1] != classes):
-        expected = f"[{', '.join(map(str, (count, *views)))}, {classes if classes is not None else 'C'}]"
+        lead = ", ".join(map(str, (count, *views)))
+        expected = f"[{lead}, {classes if classes is not None else 'C'}]"
         problems.append(f"logits have shape {list(logits)}, expected {expected}")
     if "maps" in file and len(rollout) >= 3 and file["maps"].shape != (*rollout, rollout[-1]):
         problems.append(

@@ -68,11 +68,9 @@ def draw_views(
         partners[clip.split].append(clip.id)
     views = {}
     for clip in manifest:
+        noise, others = regions.get(clip.split, ()), partners[clip.split]
         try:
-            drawn = [
-                draw_view(clip, view, seed, settings, regions.get(clip.split, ()), partners[clip.split])
-                for view in range(count)
-            ]
+            drawn = [draw_view(clip, view, seed, settings, noise, others) for view in range(count)]
         except ValueError as error:
             raise TkdError(f"{manifest.root}: cannot draw views: {error}") from None
         views[clip.id] = tuple(_source(manifest, clip, params) for params in drawn)
@@ -83,7 +81,10 @@ def view_source(manifest: Manifest, params: ViewParams) -> ViewSource:
     """What rebuilding a stored view needs, from its parameters (stage two's replay)."""
     for clip_id in (params.clip_id, params.partner.clip_id if params.partner else None):
         if clip_id is not None and clip_id not in manifest:
-            raise TkdError(f"{manifest.root}: view {params.view} needs clip {clip_id!r}, not in the dataset")
+            raise TkdError(
+                f"{manifest.root}: view {params.view} of {params.clip_id!r} needs clip "
+                f"{clip_id!r}, which the dataset does not hold"
+            )
     return _source(manifest, manifest[params.clip_id], params)
 
 
