@@ -147,3 +147,34 @@ def test_mix_partners_come_from_the_clips_own_split(small):
             assert source.partner_audio == str(manifest.audio_path(partner))
     with pytest.raises(TkdError, match="has no noisy-mix record"):
         draw_views(manifest, 2, 0, ViewSettings(augment=("remix",)), 16_000)
+
+
+def test_remix_views_hear_only_their_own_splits_noise(tmp_path):
+    from pipeline.data.recipes.common import noise_region
+    from pipeline.data.recipes.noisy_digits import prepare_noisy_digits
+    from tests.data.recipes.fixtures import make_fsdd, make_noise
+
+    fsdd, noise = make_fsdd(tmp_path, speakers=("ann",)), make_noise(tmp_path / "noise")
+    manifest = prepare_noisy_digits(
+        fsdd, noise, tmp_path / "data", 1.0, speakers={"ann"}, split_by="recording"
+    )
+    assert {clip.split for clip in manifest} == {"train", "valid", "test"}
+    settings = ViewSettings(augment=("remix", "gain"))
+    views = draw_views(manifest, 3, 0, settings, 16_000)
+    used: dict[str, set] = {}
+    for clip in manifest:
+        for source in views[clip.id][1:]:
+            drawn = source.params.noise
+            low, high = noise_region(drawn.path, clip.split, 16_000)
+            assert drawn.region_s == (low / 16_000, high / 16_000)
+            assert low / 16_000 <= drawn.start_s <= high / 16_000
+            used.setdefault(clip.split, set()).add((drawn.path, drawn.region_s))
+    spans = {split: {region for _, region in regions} for split, regions in used.items()}
+    for split, other in (("train", "valid"), ("valid", "test"), ("train", "test")):
+        for a in spans[split]:
+            for b in spans[other]:
+                assert a[1] <= b[0] or b[1] <= a[0], (split, a, other, b)
+    clip = manifest.clips[0]
+    wave = view_source(manifest, views[clip.id][1].params).wave(16_000)
+    assert wave.shape[-1] == round(clip.duration * 16_000)
+    assert torch.equal(wave, views[clip.id][1].wave(16_000))
