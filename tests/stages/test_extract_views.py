@@ -178,3 +178,63 @@ def test_remix_views_hear_only_their_own_splits_noise(tmp_path):
     wave = view_source(manifest, views[clip.id][1].params).wave(16_000)
     assert wave.shape[-1] == round(clip.duration * 16_000)
     assert torch.equal(wave, views[clip.id][1].wave(16_000))
+
+
+class EnergyTeacher:
+    """A stand-in teacher whose every layer attends to each 20 ms frame in proportion to
+    its energy: where the sound is, so a view's stored target must follow the audio."""
+
+    sample_rate, reduction, hop = 16_000, "mean-row", 320
+
+    def __init__(self, classes: list[str]):
+        self.classes = classes
+
+    def length_problem(self, samples: int) -> None:
+        return None
+
+    def attend(self, waves: list[torch.Tensor]):
+        from pipeline.teacher.model import TeacherOutput
+
+        frames = len(waves[0]) // self.hop
+        energy = torch.stack(
+            [w[: frames * self.hop].reshape(frames, -1).pow(2).mean(-1) for w in waves]
+        )
+        share = (energy + 1e-9) / (energy + 1e-9).sum(-1, keepdim=True)
+        maps = share[:, None, None, :].expand(-1, 2, frames, -1).contiguous()
+        return TeacherOutput(
+            torch.zeros(len(waves), len(self.classes)), maps, torch.full((len(waves),), frames)
+        )
+
+
+def moved_by(vector: np.ndarray, bins: int) -> np.ndarray:
+    """``vector`` moved ``bins`` later (earlier if negative), zero-filled, renormalised."""
+    out = np.zeros_like(vector)
+    if bins >= 0:
+        out[bins:] = vector[: len(vector) - bins]
+    else:
+        out[:bins] = vector[-bins:]
+    return out / out.sum()
+
+
+def test_a_shifted_views_target_moves_with_the_shift(small, tiny_teacher, tmp_path, monkeypatch):
+    import pipeline.teacher.extraction as extraction
+
+    manifest = Manifest.load(small)
+    fake = EnergyTeacher(list(manifest.labels.names))
+    monkeypatch.setattr(extraction, "cached_teacher", lambda *_: fake)
+    settings = ExtractionSettings(
+        resolution=40, views=4, augment=ViewSettings(augment=("shift",), max_shift_s=0.25)
+    )
+    result = extract_teacher(small, tiny_teacher, tmp_path, settings, shard_size=6)
+    moved = 0
+    with TeacherCache(result.cache_dir) as cache:
+        for clip_id in cache.ids:
+            still = cache.vector(clip_id, "layer:1")
+            for view in range(1, 4):
+                bins = cache.params(clip_id, view).shift_s * 40 / manifest[clip_id].duration
+                target = cache.vector(clip_id, "layer:1", view)
+                lags = range(-12, 13)
+                misfit = [np.abs(moved_by(still, lag) - target).sum() for lag in lags]
+                assert abs(lags[int(np.argmin(misfit))] - bins) <= 1, (clip_id, view, bins)
+                moved += abs(bins) >= 2
+    assert moved >= 10  # most views moved the target by whole bins, not a no-op
