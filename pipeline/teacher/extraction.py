@@ -193,16 +193,8 @@ def extract_shard(
         "classes": teacher.classes,
         "skipped": skipped,
     }
-    done = set(ids)
-    params = (
-        [
-            [source.params.to_json() for source in sources]
-            for clip_id, sources in zip(job.ids, job.views)
-            if clip_id in done
-        ]
-        if views > 1
-        else None
-    )
+    sources = dict(zip(job.ids, job.views))
+    params = [[s.params.to_json() for s in sources[i]] for i in ids] if views > 1 else None
     info = write_shard(
         Path(cache_dir) / job.name,
         ids,
