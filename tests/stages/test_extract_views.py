@@ -238,3 +238,25 @@ def test_a_shifted_views_target_moves_with_the_shift(small, tiny_teacher, tmp_pa
                 assert abs(lags[int(np.argmin(misfit))] - bins) <= 1, (clip_id, view, bins)
                 moved += abs(bins) >= 2
     assert moved >= 10  # most views moved the target by whole bins, not a no-op
+
+
+def test_the_command_line_takes_views_and_augmentations(small, tiny_teacher, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.data.augment import AUGMENTATIONS
+    from stages.commands.base import main
+
+    runner = CliRunner()
+    shown = runner.invoke(main, ["extract-teacher", "--help"], terminal_width=200).output
+    assert ", ".join(AUGMENTATIONS) in shown and "speed,shift,gain" in shown
+    common = ["extract-teacher", "--data", str(small), "--teacher", str(tiny_teacher)]
+    common += ["--cache", str(tmp_path), "--resolution", "20", "--device", "cpu"]
+    refused = runner.invoke(main, [*common, "--views", "2", "--augment", "speed,warp"])
+    assert refused.exit_code == 2 and "unknown augmentation(s) warp" in refused.output
+    done = runner.invoke(main, [*common, "--views", "2", "--augment", "gain", "--view-seed", "3"])
+    assert done.exit_code == 0, done.output
+    with TeacherCache(done.output.strip().splitlines()[-1]) as cache:
+        assert cache.views == 2 and cache.view_settings == ViewSettings(augment=("gain",))
+        params = cache.params(cache.ids[0], 1)
+        assert params.gain_db != 0 and params.speed == (1, 1) and params.shift_s == 0
+        assert cache.index.settings["view_seed"] == 3
