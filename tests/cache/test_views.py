@@ -36,6 +36,7 @@ def arrays() -> dict[str, np.ndarray]:
         "rollout": distributions(rng, len(IDS), VIEWS, LAYERS, R),
         "attention": distributions(rng, len(IDS), VIEWS, LAYERS, R),
         "logits": rng.normal(size=(len(IDS), VIEWS, len(CLASSES))).astype(np.float32),
+        "maps": distributions(rng, len(IDS), VIEWS, LAYERS, R, R),
     }
 
 
@@ -47,7 +48,7 @@ def write(directory: Path, arrays: dict, params: list[list[ViewParams]]) -> Path
         arrays["rollout"],
         arrays["attention"],
         arrays["logits"],
-        None,
+        arrays["maps"],
         {"views": VIEWS},
         params=[[p.to_json() for p in row] for row in params],
     )
@@ -87,6 +88,7 @@ def test_every_view_reads_back_by_clip_id(cache_dir: Path, arrays: dict) -> None
                 )
                 assert cache.params(clip_id, view) == view_params(clip_id)[view]
         assert cache.to_dask("logits").compute().shape == (len(IDS), VIEWS, len(CLASSES))
+        assert cache.to_dask("maps").compute().shape == (len(IDS), VIEWS, LAYERS, R, R)
 
 
 def test_parameters_of_another_clip_or_view_are_refused(tmp_path: Path, arrays: dict) -> None:

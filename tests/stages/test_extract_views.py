@@ -145,6 +145,13 @@ def test_mix_partners_come_from_the_clips_own_split(small):
             partner = manifest[source.params.partner.clip_id]
             assert partner.split == manifest[clip_id].split and partner.id != clip_id
             assert source.partner_audio == str(manifest.audio_path(partner))
+    clip_id, source = next(iter(views.items()))[0], next(iter(views.values()))[1]
+    partner = manifest[source.params.partner.clip_id]
+    wave, partner_wave = (
+        load_audio(manifest.audio_path(c), 16_000) for c in (manifest[clip_id], partner)
+    )
+    direct = apply(wave, 16_000, source.params, partner_wave=partner_wave)
+    assert torch.equal(view_source(manifest, source.params).wave(16_000), direct)
     with pytest.raises(TkdError, match="has no noisy-mix record"):
         draw_views(manifest, 2, 0, ViewSettings(augment=("remix",)), 16_000)
 
