@@ -4,13 +4,19 @@ The cache folder is named by a key over the teacher's weights, the dataset and t
 settings that change the records, so a stale cache is never served and the same inputs
 always find theirs. Shards are written atomically; a rerun redoes only missing shards,
 and a complete cache costs no teacher work at all.
+
+``--views K`` runs the teacher on K views of every clip (view 0 as it is, views 1..K-1
+augmented, drawn from (seed, clip id, view) by :mod:`pipeline.data.views`) and caches
+each view's outputs and parameters; the key covers K, the seed and the augmentation
+settings (K = 1 keeps the key of a cache without views). The in-event mass summary is
+measured on view 0, the clips as they are, so it compares across K.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.attention_source import in_event_mass_report
@@ -25,6 +31,7 @@ from pipeline.cache import (
     read_shard_ids,
 )
 from pipeline.data.manifest import Manifest
+from pipeline.data.views import draw_views
 from pipeline.errors import AudioError, CacheError, TkdError
 from pipeline.files import file_sha256
 from pipeline.progress import progress
@@ -69,6 +76,15 @@ def _finished(job: ShardJob, directory: Path) -> ShardResult | None:
     )
 
 
+def _sample_rate(teacher: str) -> int:
+    """The rate the teacher hears at, from its feature extractor's settings (no model load)."""
+    path = Path(teacher) / "preprocessor_config.json"
+    try:
+        return int(json.loads(path.read_text())["sampling_rate"])
+    except (OSError, ValueError, KeyError) as error:
+        raise TkdError(f"{path}: cannot read the teacher's sampling rate ({error})") from None
+
+
 def _refuse_missing_audio(manifest: Manifest) -> None:
     """Fail before any teacher work, not hours in, when audio files are gone."""
     missing = [clip for clip in manifest if not manifest.audio_path(clip).is_file()]
@@ -84,7 +100,9 @@ def _refuse_missing_audio(manifest: Manifest) -> None:
 def _run_jobs(jobs, teacher, directory, settings, record, workers, scheduler, total_clips):
     """Run shard jobs in-process, or one dask task per shard on a cluster."""
     results: list[ShardResult] = []
-    with progress(total=total_clips, desc="extract-teacher", unit="clip") as bar:
+    views = settings.views
+    unit = "clip" if views == 1 else "view"
+    with progress(total=total_clips * views, desc="extract-teacher", unit=unit) as bar:
         if not workers and not scheduler:
             for job in jobs:
                 results.append(
@@ -117,7 +135,7 @@ def _run_jobs(jobs, teacher, directory, settings, record, workers, scheduler, to
             for future in as_completed(futures):
                 result = future.result()
                 results.append(result)
-                bar.update(result.info.clips + len(result.skipped))
+                bar.update((result.info.clips + len(result.skipped)) * views)
         if cluster is not None:
             cluster.close()
     return results
@@ -194,6 +212,15 @@ def extract_teacher(
         jobs = plan_shards(manifest, shard_size)
         done = {job.index: _finished(job, directory) for job in jobs}
         todo = [job for job in jobs if done[job.index] is None]
+        if settings.views > 1 and todo:
+            views = draw_views(
+                manifest,
+                settings.views,
+                settings.view_seed,
+                settings.augment,
+                _sample_rate(plan.teacher),
+            )
+            todo = [replace(job, views=tuple(views[i] for i in job.ids)) for job in todo]
         fresh = _run_jobs(
             todo,
             plan.teacher,

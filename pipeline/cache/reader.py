@@ -5,11 +5,14 @@ without reading a vector, so a swapped or truncated shard is refused before trai
 starts rather than mid-epoch. HDF5 handles open lazily, one per shard per process, so a
 reader built in the parent works in forked or spawned DataLoader workers. Attention
 sources name teacher layers (``layer:K`` is teacher layer K), which the reader maps to
-the rows a ``--layers`` subset stored.
+the rows a ``--layers`` subset stored. A cache with views (``--views K``) serves view v of
+a clip (``record(clip_id, view=v)``; view 0 by default, the clip as it is) and the
+parameters that rebuild its waveform (``params``), for stage two to replay.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ import numpy as np
 
 from pipeline.cache.index import CacheIndex, ShardInfo
 from pipeline.cache.shard import ARRAYS, examples, inspect_shard
+from pipeline.data.augment import ViewParams, ViewSettings
 from pipeline.errors import CacheError
 
 if TYPE_CHECKING:
@@ -77,7 +81,12 @@ class TeacherCache:
                     raise self._disagree(f"clip {clip_id!r} is in both {other} and {info.name}")
                 self._where[clip_id] = (number, row)
             self.ids += ids
-        self.num_layers, self.resolution = self._shapes["rollout"]
+        self.num_layers, self.resolution = self._shapes["rollout"][-2:]
+        self.views = self._shapes["rollout"][0] if len(self._shapes["rollout"]) == 3 else 1
+        if self.views != self.index.settings.get("views", 1):
+            raise self._disagree(
+                f"settings.views {self.index.settings.get('views', 1)}, shards hold {self.views}"
+            )
         self.layers = self._stored_layers()
         self._pid = os.getpid()
         self._handles: dict[int, h5py.File] = {}
@@ -133,28 +142,52 @@ class TeacherCache:
     def __contains__(self, clip_id: object) -> bool:
         return clip_id in self._where
 
-    def record(self, clip_id: str) -> TeacherRecord:
-        shard, row = self._locate(clip_id)
+    @property
+    def view_settings(self) -> ViewSettings | None:
+        """The augmentations views 1.. were drawn with; None for a cache without views."""
+        augment = self.index.settings.get("augment")
+        return ViewSettings.from_json(augment) if augment is not None else None
+
+    def record(self, clip_id: str, view: int = 0) -> TeacherRecord:
+        shard, where = self._locate(clip_id, view)
         return TeacherRecord(
-            rollout=self._read(shard, "rollout", (row,), clip_id),
-            attention=self._read(shard, "attention", (row,), clip_id),
-            logits=self._read(shard, "logits", (row,), clip_id),
+            rollout=self._read(shard, "rollout", where, clip_id),
+            attention=self._read(shard, "attention", where, clip_id),
+            logits=self._read(shard, "logits", where, clip_id),
         )
 
-    def vector(self, clip_id: str, source: str = "rollout") -> np.ndarray:
-        """[R] target for one clip: the full rollout, the rollout through teacher layer K, or
-        the attention teacher layer K received."""
+    def vector(self, clip_id: str, source: str = "rollout", view: int = 0) -> np.ndarray:
+        """[R] target for one clip's view: the full rollout, the rollout through teacher
+        layer K, or the attention teacher layer K received."""
         name, stored = self.row_of(source)
-        shard, row = self._locate(clip_id)
-        return self._read(shard, name, (row, stored), clip_id)
+        shard, where = self._locate(clip_id, view)
+        return self._read(shard, name, (*where, stored), clip_id)
 
-    def logits(self, clip_id: str) -> np.ndarray:
-        shard, row = self._locate(clip_id)
-        return self._read(shard, "logits", (row,), clip_id)
+    def logits(self, clip_id: str, view: int = 0) -> np.ndarray:
+        shard, where = self._locate(clip_id, view)
+        return self._read(shard, "logits", where, clip_id)
+
+    def params(self, clip_id: str, view: int = 0) -> ViewParams:
+        """How view ``view`` of the clip was made: ``views.view_source(manifest, params)``
+        rebuilds the waveform the teacher heard. View 0 (or a cache without views): the
+        clip as it is."""
+        shard, where = self._locate(clip_id, view)
+        if self.views == 1:
+            return ViewParams(clip_id, 0)
+        try:
+            raw = self._dataset(shard, "params")[where]
+            return ViewParams.from_json(json.loads(raw))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CacheError(
+                self._paths[shard],
+                f"cannot read the parameters of view {view} of clip {clip_id!r}, damaged? "
+                f"({error})",
+            ) from None
 
     def to_dask(self, name: str = "rollout") -> dask.array.Array:
-        """All clips' ``name`` array, [N, ...] float32 in ``self.ids`` order, one lazily read
-        chunk per shard (for whole-cache statistics without loading it all)."""
+        """All clips' ``name`` array, [N, ...] float32 in ``self.ids`` order ([N, K, ...] with
+        views), one lazily read chunk per shard (for whole-cache statistics without loading
+        it all)."""
         import dask
         import dask.array as da
 
@@ -205,11 +238,19 @@ class TeacherCache:
             )
 
     # -- handles ------------------------------------------------------------------------
-    def _locate(self, clip_id: str) -> tuple[int, int]:
+    def _locate(self, clip_id: str, view: int = 0) -> tuple[int, tuple[int, ...]]:
+        """(shard, index of the clip's view in that shard's arrays)."""
         try:
-            return self._where[clip_id]
+            shard, row = self._where[clip_id]
         except KeyError:
             raise CacheError(self.directory, f"clip {clip_id!r} is not in this cache") from None
+        if not 0 <= view < self.views:
+            raise CacheError(
+                self.directory,
+                f"view {view} of clip {clip_id!r} asked for, the cache holds {self.views} "
+                f"view(s) per clip: extract with --views {view + 1} or more",
+            )
+        return shard, (row,) if self.views == 1 else (row, view)
 
     def _read(self, shard: int, name: str, where: tuple[int, ...], clip_id: str) -> np.ndarray:
         try:

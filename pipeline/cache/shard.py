@@ -4,6 +4,8 @@ One HDF5 shard keys its rows by clip id (the ``ids`` dataset, guarded by a diges
 the string heap has no HDF5 checksum), never by row order. The writer runs these checks
 on what it just wrote, the reader on every shard it opens (layout only, no vectors) and
 ``verify`` on every byte, so the three can never disagree about what counts as damage.
+A shard with views (``pipeline.cache.writer``) has a view axis after the clip axis and a
+``params`` dataset, checked to hold each (clip, view)'s own parameters.
 """
 
 from __future__ import annotations
@@ -44,20 +46,28 @@ def inspect_shard(file: h5py.File, classes: int | None) -> tuple[list[str], list
         problems.append(f"duplicate clip id(s) {examples(repeated)}")
     count = file["ids"].shape[0]
     rollout = file["rollout"].shape
-    if len(rollout) != 3 or rollout[0] != count or 0 in rollout[1:]:
-        problems.append(f"rollout has shape {list(rollout)}, expected [{count}, layers, R]")
+    views = rollout[1:2] if len(rollout) == 4 else ()  # (K,) with views, () without
+    layout = f"[{count}, {'K, ' if views else ''}layers, R]"
+    if len(rollout) not in (3, 4) or rollout[0] != count or 0 in rollout[1:]:
+        problems.append(f"rollout has shape {list(rollout)}, expected {layout}")
     elif file["attention"].shape != rollout:
         problems.append(
             f"attention has shape {list(file['attention'].shape)}, rollout {list(rollout)}"
         )
     logits = file["logits"].shape
-    if len(logits) != 2 or logits[0] != count or (classes is not None and logits[1] != classes):
-        expected = f"[{count}, {classes if classes is not None else 'C'}]"
+    if logits[:-1] != (count, *views) or (classes is not None and logits[-1] != classes):
+        lead = ", ".join(map(str, (count, *views)))
+        expected = f"[{lead}, {classes if classes is not None else 'C'}]"
         problems.append(f"logits have shape {list(logits)}, expected {expected}")
-    if "maps" in file and len(rollout) == 3 and file["maps"].shape != (*rollout, rollout[-1]):
+    if "maps" in file and len(rollout) >= 3 and file["maps"].shape != (*rollout, rollout[-1]):
         problems.append(
             f"maps have shape {list(file['maps'].shape)}, expected {[*rollout, rollout[-1]]}"
         )
+    params = file["params"].shape if "params" in file else None
+    if views and params != (count, *views):
+        problems.append(f"params have shape {params and list(params)}, expected {[count, *views]}")
+    elif not views and params is not None:
+        problems.append("params stored without a view axis on the arrays")
     if file.attrs.get("schema") != SCHEMA_VERSION:
         problems.append(f"schema {file.attrs.get('schema')!r}, expected {SCHEMA_VERSION}")
     return ids, problems
@@ -88,7 +98,8 @@ def check_values(file: h5py.File, ids: list[str]) -> list[str]:
             flags = {"not finite": ~finite}
             if name in VECTORS:
                 flags["negative"] = (rows < 0).any(axis=1)
-                error = np.abs(block.sum(axis=-1, dtype=np.float32) - 1).max(axis=-1)
+                error = np.abs(block.sum(axis=-1, dtype=np.float32) - 1).reshape(len(block), -1)
+                error = error.max(axis=1)
                 flags[f"not summing to 1 (±{SUM_TOLERANCE})"] = finite & (error > SUM_TOLERANCE)
             for what, bad in flags.items():
                 found.setdefault(what, []).extend(labels[i] for i in np.flatnonzero(bad))
@@ -97,7 +108,26 @@ def check_values(file: h5py.File, ids: list[str]) -> list[str]:
             for what, clips in found.items()
             if clips
         ]
+    if "params" in file:
+        problems += _check_params(file["params"], ids)
     return problems
+
+
+def _check_params(dataset: h5py.Dataset, ids: list[str]) -> list[str]:
+    """Views' parameters that cannot be read or are not those of their (clip, view)."""
+    bad: list[str] = []
+    for start, stop, block in _blocks(dataset):
+        for row in range(start, stop):
+            label = ids[row] if row < len(ids) else f"row {row}"
+            try:
+                views = [json.loads(item) for item in block[row - start]]
+                if any(v["clip_id"] != label or v["view"] != k for k, v in enumerate(views)):
+                    bad.append(label)
+            except (TypeError, ValueError, KeyError):  # None block: a damaged chunk
+                bad.append(label)
+    if not bad:
+        return []
+    return [f"params: {len(bad)} clip(s) unreadable or not their own views': {examples(bad)}"]
 
 
 def _blocks(dataset: h5py.Dataset) -> Iterator[tuple[int, int, np.ndarray | None]]:

@@ -9,6 +9,14 @@ against raw storage (which reads in ~20 us), but only by 1-10 % when the vectors
 noise-like. A shard is written to ``.<name>.<pid>.tmp``, re-opened and checked, then
 renamed into place (`pipeline.files.replacing`); a resumed extraction reads back the ids
 and settings of the shards already there.
+
+Views (``--views K``, K > 1): every array gains a view axis after the clip axis
+(``rollout``/``attention`` [N, K, layers, R], ``logits`` [N, K, C], ``maps``
+[N, K, layers, R, R]), chunked one (clip, view) per chunk so reading one view costs what
+reading one clip costs without views, and ``params`` [N, K] holds each view's
+:class:`~pipeline.data.augment.ViewParams` as UTF-8 JSON in fixed-width bytes (chunked and
+fletcher32-checked like the arrays: a damaged parameter fails on read, never replays a
+wrong view). View 0 is the clip as it is. K = 1 writes exactly the layout without views.
 """
 
 from __future__ import annotations
@@ -37,17 +45,20 @@ def write_shard(
     logits: np.ndarray,
     maps: np.ndarray | None,
     attrs: dict[str, Any],
+    params: list[list[dict[str, Any]]] | None = None,
 ) -> ShardInfo:
     """Write one shard so that it either exists complete and verified, or not at all.
 
     ``rollout`` and ``attention`` are [N, layers, R] rows that each sum to 1, ``logits``
-    [N, C], ``maps`` [N, layers, R, R] or None; ``attrs`` (the settings) is stored as JSON.
-    N may be 0, so a job whose clips were all skipped can still be recorded as done.
+    [N, C], ``maps`` [N, layers, R, R] or None; with views, [N, K, ...] each and
+    ``params`` [N][K] the views' parameters (JSON objects). ``attrs`` (the settings) is
+    stored as JSON. N may be 0, so a job whose clips were all skipped can still be
+    recorded as done.
     """
     path, ids = Path(path), list(ids)
     try:
         with replacing(path) as temporary:
-            _write(temporary, ids, rollout, attention, logits, maps, attrs)
+            _write(temporary, ids, rollout, attention, logits, maps, attrs, params)
             with h5py.File(temporary, "r") as file:
                 written, problems = inspect_shard(file, classes=None)
                 if written != ids:
@@ -69,6 +80,7 @@ def _write(
     logits: np.ndarray,
     maps: np.ndarray | None,
     attrs: dict[str, Any],
+    params: list[list[dict[str, Any]]] | None,
 ) -> None:
     arrays = {
         "rollout": np.asarray(rollout, dtype=np.float16),
@@ -77,12 +89,21 @@ def _write(
     }
     if maps is not None:
         arrays["maps"] = np.asarray(maps, dtype=np.float16)
+    views = 1 if params is None else arrays["logits"].shape[1]
     with h5py.File(temporary, "w") as file:
         file.create_dataset("ids", data=ids, dtype=h5py.string_dtype("utf-8"))
         for name, array in arrays.items():
             tail = array.shape[1:]  # unlimited rows, so an empty shard takes (1, ...) chunks
+            chunk = tail if params is None else (1, *tail[1:])  # one (clip, view) per chunk
             file.create_dataset(
-                name, data=array, chunks=(1, *tail), maxshape=(None, *tail), **_FILTERS
+                name, data=array, chunks=(1, *chunk), maxshape=(None, *tail), **_FILTERS
+            )
+        if params is not None:
+            text = [[json.dumps(view, sort_keys=True).encode() for view in row] for row in params]
+            width = max((len(item) for row in text for item in row), default=1)
+            encoded = np.array(text, dtype=f"S{width}").reshape(len(text), views)
+            file.create_dataset(
+                "params", data=encoded, chunks=(1, views), maxshape=(None, views), **_FILTERS
             )
         file.attrs["schema"] = SCHEMA_VERSION
         file.attrs["settings"] = json.dumps(attrs, sort_keys=True, default=jsonable)

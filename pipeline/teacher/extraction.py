@@ -3,6 +3,9 @@
 A shard job is plain data (picklable), so the same function runs in-process or as a task
 on a ``dask.distributed`` worker; each process loads the teacher once and keeps it.
 Full T×T maps stay on the device: only R-bin vectors (and optional R×R maps) reach the host.
+With ``views`` K > 1 the job carries each clip's K views (:mod:`pipeline.data.views`) and
+the teacher runs on every one; the shard then holds [N, K, ...] arrays and the views'
+parameters (:mod:`pipeline.cache.writer`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import torch
 
 from pipeline.cache import ShardInfo, shard_name, write_shard
 from pipeline.data.audio import load_audio
+from pipeline.data.augment import ViewSettings
+from pipeline.data.views import ViewSource
 from pipeline.errors import AudioError, TkdError
 from pipeline.teacher.attention import (
     maps_to_resolution,
@@ -36,19 +41,34 @@ class ExtractionSettings:
     batch_size: int = 8
     device: str = "cpu"
     skip_bad: bool = False
+    views: int = 1  # view 0 is the clip as it is; views 1.. are augmented (`augment`)
+    augment: ViewSettings = ViewSettings()
+    view_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.resolution < 1:
             raise TkdError(f"--resolution must be at least 1, got {self.resolution}")
         if self.batch_size < 1:
             raise TkdError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.views < 1:
+            raise TkdError(f"--views must be at least 1, got {self.views}")
+        if self.views > 1 and not self.augment.augment:
+            raise TkdError(f"--views {self.views} needs at least one augmentation (--augment)")
 
     def record_settings(self, num_layers: int) -> dict:
         """The settings that change what is stored (batch size and device do not)."""
         layers = list(self.layers) if self.layers else list(range(1, num_layers + 1))
         if min(layers) < 1 or max(layers) > num_layers:
             raise TkdError(f"--layers {layers} out of range: the teacher has {num_layers} layers")
-        return {"resolution": self.resolution, "layers": layers, "store_maps": self.store_maps}
+        record = {"resolution": self.resolution, "layers": layers, "store_maps": self.store_maps}
+        if self.views == 1:  # exactly the settings (and so the key) of caches without views
+            return record
+        return {
+            **record,
+            "views": self.views,
+            "view_seed": self.view_seed,
+            "augment": self.augment.to_json(),
+        }
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,7 @@ class ShardJob:
     index: int
     ids: tuple[str, ...]
     paths: tuple[str, ...]
+    views: tuple[tuple[ViewSource, ...], ...] = ()  # per clip, views 0..K-1; () when K = 1
 
     @property
     def name(self) -> str:
@@ -75,16 +96,21 @@ def cached_teacher(directory: str, device: str) -> Teacher:
 
 
 def _load_waves(job: ShardJob, teacher: Teacher, skip_bad: bool) -> tuple[list, list[dict]]:
-    """The job's clips as waveforms the teacher takes whole; the others raise
-    :class:`AudioError` naming clip and file, or are listed as skipped (``skip_bad``)."""
+    """The job's clips as (clip id, view, waveform) the teacher takes whole, views in
+    order; a clip with an unreadable file (its own, a partner's or a noise file) raises
+    :class:`AudioError` naming clip and file, or is listed as skipped (``skip_bad``)."""
     waves, skipped = [], []
-    for clip_id, path in zip(job.ids, job.paths):
+    for position, (clip_id, path) in enumerate(zip(job.ids, job.paths)):
         try:
-            wave = load_audio(path, teacher.sample_rate)
-            problem = teacher.length_problem(len(wave))
-            if problem:
-                raise AudioError(path, problem)
-            waves.append((clip_id, wave))
+            if job.views:
+                views = [source.wave(teacher.sample_rate) for source in job.views[position]]
+            else:
+                views = [load_audio(path, teacher.sample_rate)]
+            for wave in views:
+                problem = teacher.length_problem(len(wave))
+                if problem:
+                    raise AudioError(path, problem)
+            waves += [(clip_id, view, wave) for view, wave in enumerate(views)]
         except AudioError as error:
             if not skip_bad:
                 raise AudioError(error.path, f"clip {clip_id!r}: {error.problem}") from None
@@ -100,22 +126,23 @@ def extract_shard(
     record_settings: dict,
     progress=None,
 ) -> ShardResult:
-    """Run the teacher over one shard's clips and write the shard atomically."""
+    """Run the teacher over one shard's clips (every view of each) and write the shard
+    atomically; ``progress`` counts teacher inputs (clip views)."""
     teacher = cached_teacher(teacher_dir, settings.device)
     waves, skipped = _load_waves(job, teacher, settings.skip_bad)
     keep = torch.tensor([layer - 1 for layer in record_settings["layers"]])
     resolution = settings.resolution
-    rows: dict[str, tuple] = {}
-    by_length = sorted(waves, key=lambda item: len(item[1]))  # less padding per batch
+    rows: dict[tuple[str, int], tuple] = {}
+    by_length = sorted(waves, key=lambda item: len(item[2]))  # less padding per batch
     for start in range(0, len(by_length), settings.batch_size):
         batch = by_length[start : start + settings.batch_size]
         try:
-            output = teacher.attend([wave for _, wave in batch])
+            output = teacher.attend([wave for _, _, wave in batch])
         except torch.OutOfMemoryError:
-            longest = max(len(wave) for _, wave in batch) / teacher.sample_rate
+            longest = max(len(wave) for _, _, wave in batch) / teacher.sample_rate
             raise TkdError(
                 f"{job.name}: out of device memory on {len(batch)} clip(s) of up to "
-                f"{longest:.1f} s ({', '.join(clip_id for clip_id, _ in batch[:3])}...); "
+                f"{longest:.1f} s ({', '.join(clip_id for clip_id, _, _ in batch[:3])}...); "
                 "lower --batch-size, or leave clips this long out"
             ) from None
         keep_device = keep.to(output.maps.device)
@@ -138,13 +165,27 @@ def extract_shard(
         rollout = rollout[:, keep_device].cpu().numpy()
         attention = attention[:, keep_device].cpu().numpy()
         logits = output.logits.cpu().numpy()
-        for i, (clip_id, _) in enumerate(batch):
-            rows[clip_id] = (rollout[i], attention[i], logits[i], None if maps is None else maps[i])
+        for i, (clip_id, view, _) in enumerate(batch):
+            rows[clip_id, view] = (
+                rollout[i],
+                attention[i],
+                logits[i],
+                None if maps is None else maps[i],
+            )
         if progress is not None:
             progress(len(batch))
-    ids = [clip_id for clip_id, _ in waves]  # manifest order, not batch order
-    empty = [(0, len(keep), resolution), (0, len(keep), resolution), (0, len(teacher.classes))]
-    stacked = [np.stack([rows[i][k] for i in ids]) if ids else np.zeros(empty[k]) for k in range(3)]
+    ids = list(dict.fromkeys(clip_id for clip_id, _, _ in waves))  # manifest order
+    views = settings.views
+    lead = (0,) if views == 1 else (0, views)
+    empty = [(*lead, len(keep), resolution)] * 2 + [(*lead, len(teacher.classes))]
+
+    def stacked(k: int) -> np.ndarray:
+        if not ids:
+            return np.zeros(empty[k])
+        if views == 1:
+            return np.stack([rows[i, 0][k] for i in ids])
+        return np.stack([np.stack([rows[i, v][k] for v in range(views)]) for i in ids])
+
     attrs = {
         **record_settings,
         "teacher": teacher_dir,
@@ -152,13 +193,16 @@ def extract_shard(
         "classes": teacher.classes,
         "skipped": skipped,
     }
+    sources = dict(zip(job.ids, job.views))
+    params = [[s.params.to_json() for s in sources[i]] for i in ids] if views > 1 else None
     info = write_shard(
         Path(cache_dir) / job.name,
         ids,
-        stacked[0],
-        stacked[1],
-        stacked[2],
-        np.stack([rows[i][3] for i in ids]) if settings.store_maps and ids else None,
+        stacked(0),
+        stacked(1),
+        stacked(2),
+        stacked(3) if settings.store_maps and ids else None,
         attrs,
+        params=params,
     )
     return ShardResult(info, skipped)

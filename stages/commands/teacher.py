@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.data.augment import AUGMENTATIONS, ViewSettings
 from pipeline.teacher.presets import PRESETS
 from stages.commands.base import main, print_json
 from stages.commands.options import (
@@ -73,6 +74,14 @@ def teacher_import_command(source, out, seconds, data) -> None:
     print_json(import_teacher(source, out, seconds=seconds, data=data))
 
 
+def _view_settings(_ctx, _param, value: str) -> ViewSettings:
+    """``--augment a,b``: the augmentations of views 1.., each checked by name."""
+    try:
+        return ViewSettings(augment=tuple(x.strip() for x in value.split(",") if x.strip()))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @main.command("extract-teacher")
 @data_option()
 @TEACHER
@@ -95,6 +104,19 @@ def teacher_import_command(source, out, seconds, data) -> None:
     is_flag=True,
     help="Skip unreadable clips (listed in index.json) instead of stopping.",
 )
+@click.option(
+    "--views",
+    default=1,
+    type=POSITIVE,
+    help="Teacher outputs cached per clip: view 0 as it is, views 1.. augmented (--augment).",
+)
+@click.option(
+    "--augment",
+    default=",".join(ViewSettings().augment),
+    callback=_view_settings,
+    help=f"Augmentations of views 1.., comma-separated: {', '.join(AUGMENTATIONS)}.",
+)
+@click.option("--view-seed", default=0, type=int, help="Seed the views are drawn from.")
 @DEVICE
 def extract_teacher_command(
     data, teacher, cache_root, shard_size, workers, scheduler, device, **settings
