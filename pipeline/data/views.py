@@ -19,7 +19,7 @@ import torch
 from pipeline.data.audio import cached_audio, load_audio
 from pipeline.data.augment import NoiseRegion, ViewParams, ViewSettings, apply, draw_view
 from pipeline.data.manifest import Clip, Manifest
-from pipeline.data.recipes.common import noise_region
+from pipeline.data.recipes.noisy import noise_region
 from pipeline.errors import TkdError
 
 

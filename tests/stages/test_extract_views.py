@@ -157,7 +157,7 @@ def test_mix_partners_come_from_the_clips_own_split(small):
 
 
 def test_remix_views_hear_only_their_own_splits_noise(tmp_path):
-    from pipeline.data.recipes.common import noise_region
+    from pipeline.data.recipes.noisy import noise_region
     from pipeline.data.recipes.noisy_digits import prepare_noisy_digits
     from tests.data.recipes.fixtures import make_fsdd, make_noise
 
