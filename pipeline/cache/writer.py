@@ -58,7 +58,8 @@ def write_shard(
     path, ids = Path(path), list(ids)
     try:
         with replacing(path) as temporary:
-            _write(temporary, ids, rollout, attention, logits, maps, attrs, params)
+            arrays = _stored_types(rollout, attention, logits, maps)
+            _write(temporary, ids, arrays, attrs, params)
             with h5py.File(temporary, "r") as file:
                 written, problems = inspect_shard(file, classes=None)
                 if written != ids:
@@ -72,16 +73,11 @@ def write_shard(
         raise CacheError(path, f"could not write: {error}") from error
 
 
-def _write(
-    temporary: Path,
-    ids: list[str],
-    rollout: np.ndarray,
-    attention: np.ndarray,
-    logits: np.ndarray,
-    maps: np.ndarray | None,
-    attrs: dict[str, Any],
-    params: list[list[dict[str, Any]]] | None,
-) -> None:
+def _stored_types(
+    rollout: np.ndarray, attention: np.ndarray, logits: np.ndarray, maps: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The arrays as stored: attention in float16 (vectors summing to 1 lose nothing a
+    student can use), logits in float32."""
     arrays = {
         "rollout": np.asarray(rollout, dtype=np.float16),
         "attention": np.asarray(attention, dtype=np.float16),
@@ -89,6 +85,16 @@ def _write(
     }
     if maps is not None:
         arrays["maps"] = np.asarray(maps, dtype=np.float16)
+    return arrays
+
+
+def _write(
+    temporary: Path,
+    ids: list[str],
+    arrays: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    params: list[list[dict[str, Any]]] | None,
+) -> None:
     views = 1 if params is None else arrays["logits"].shape[1]
     with h5py.File(temporary, "w") as file:
         file.create_dataset("ids", data=ids, dtype=h5py.string_dtype("utf-8"))
