@@ -138,6 +138,17 @@ def test_views_the_cache_lacks_or_without_a_cache_are_refused(views_data, views_
         replace(quick, views=0)
 
 
+def test_the_command_line_passes_views_on(views_data, views_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from stages.commands.base import main
+
+    command = ["train-student", "--data", str(views_data), "--student", "tc-resnet8"]
+    command += ["--cache", str(views_cache), "--out", str(tmp_path), "--views", "4"]
+    refused = CliRunner().invoke(main, command)
+    assert refused.exit_code == 1 and "--views 4 asks for more" in refused.output
+
+
 def test_labels_only_runs_replay_views_and_record_them(views_data, views_cache, tmp_path):
     options = StudentTrainingOptions(
         student="tc-resnet8", epochs=2, batch_size=4, device="cpu", views=3
