@@ -126,11 +126,11 @@ class StudentDataset(Dataset):
         replayed = [i for i, view in enumerate(views) if view]
         if replayed:
             params = [self.replay.params(clips[i].id, views[i]) for i in replayed]
-            for i, features, view in zip(
+            for i, features, drawn in zip(
                 replayed, self.replay.features(params), params, strict=True
             ):
                 items[i]["features"] = features
-                items[i]["target"] = self.replay.target(clips[i], view)
+                items[i]["target"] = self.replay.target(clips[i], drawn)
         if self.cache is not None:
             vectors = torch.stack(
                 [
