@@ -41,11 +41,16 @@ from pipeline.student.losses import (
     DistillationLoss,
     LossTerms,
 )
+from pipeline.student.replay import EpochSampler, ViewReplay
 from pipeline.training import resolve_device, set_seed
 
 
 @dataclass
 class StudentTrainingOptions:
+    """``views`` > 1 replays the cache's augmented views: each epoch a training clip plays
+    one view in 0..views-1, drawn from (seed, clip id, epoch) (`pipeline.student.replay`),
+    with the teacher's targets for that view; valid and test clips stay as they are."""
+
     student: str = "att-rnn"
     kd: str = "none"
     kd_weight: float = DEFAULT_KD_WEIGHT
@@ -60,6 +65,7 @@ class StudentTrainingOptions:
     device: str = "auto"
     workers: int = 0
     patience: int | None = None
+    views: int = 1
     features: FeatureConfig = field(default_factory=FeatureConfig)
     student_options: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +89,7 @@ class StudentTrainingOptions:
             ("temperature", self.temperature, self.temperature > 0, "positive"),
             ("workers", self.workers, self.workers >= 0, "0 or more"),
             ("patience", self.patience, self.patience is None or self.patience >= 1, "1 or more"),
+            ("views", self.views, self.views >= 1, "at least 1"),
         ):
             if not valid:
                 raise TkdError(f"--{name} must be {rule}, got {value}")
@@ -92,10 +99,12 @@ class StudentTrainingOptions:
 
 
 def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTrainingOptions):
-    if options.kd == "none":
+    """The teacher cache: KD reads its targets, views (even without KD) its view parameters."""
+    if options.kd == "none" and options.views == 1:
         return None
     if cache is None:
-        raise TkdError(f"--kd {options.kd} needs --cache (a teacher cache from extract-teacher)")
+        needs = f"--kd {options.kd}" if options.kd != "none" else f"--views {options.views}"
+        raise TkdError(f"{needs} needs --cache (a teacher cache from extract-teacher)")
     teacher = TeacherCache(cache)
     teacher.check_matches(
         manifest.ids, list(manifest.labels.names), data_fingerprint=manifest.fingerprint()
@@ -142,16 +151,22 @@ def _refuse_other_run(out: Path, settings: dict[str, Any]) -> None:
 
 
 def _loader(dataset: StudentDataset, options: StudentTrainingOptions) -> DataLoader:
-    """Shuffled batches whose order depends only on (seed, epoch), so a resumed run
-    sees exactly the batches an uninterrupted one would."""
+    """Shuffled batches whose order (and views) depend only on (seed, epoch), so a resumed
+    run sees exactly the batches an uninterrupted one would."""
+    generator = torch.Generator()
     return DataLoader(
         dataset,
         batch_size=options.batch_size,
-        shuffle=True,
+        sampler=EpochSampler(len(dataset), generator),
         num_workers=options.workers,
-        generator=torch.Generator(),
+        generator=generator,
         persistent_workers=options.workers > 0,
     )
+
+
+def _start_epoch(train: DataLoader, seed: int, epoch: int) -> None:
+    train.generator.manual_seed(seed * 100_003 + epoch)
+    train.sampler.epoch = epoch
 
 
 def train_student(
@@ -176,9 +191,19 @@ def train_student(
     model = DistillationModel(student).to(device)
     steps = student.time_steps(bank.num_frames)
     source = (
-        resolve_attention_source(options.teacher_attention, teacher, manifest) if teacher else None
+        resolve_attention_source(options.teacher_attention, teacher, manifest)
+        if options.kd != "none"
+        else None
     )
-    train_set = StudentDataset(manifest, manifest.split("train"), bank, teacher, source, steps)
+    replay = (
+        ViewReplay(manifest, teacher, options.views, options.seed, features, bank.samples)
+        if options.views > 1
+        else None
+    )
+    targets = teacher if options.kd != "none" else None
+    train_set = StudentDataset(
+        manifest, manifest.split("train"), bank, targets, source, steps, replay
+    )
     valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
     train = _loader(train_set, options)
     optimizer, schedule = _optimizer(model, options, len(train))
@@ -196,13 +221,13 @@ def train_student(
         model,
         optimizer,
         schedule,
-        partial(_distill, model, loss, device, teacher is not None),
+        partial(_distill, model, loss, device, options.kd != "none"),
         partial(_valid_metric, model, valid_set, multi_label, device),
         lambda: checkpoint.save(out / BEST, model.student, model.auxiliary),
         out,
         epochs=options.epochs,
         patience=options.patience,
-        on_epoch=lambda epoch: train.generator.manual_seed(options.seed * 100_003 + epoch),
+        on_epoch=partial(_start_epoch, train, options.seed),
         resume=True,
         desc=f"{options.student} {options.kd}",
         advice="try a lower --lr or --kd-weight",
@@ -278,6 +303,7 @@ def _finish(
         "teacher_attention": options.teacher_attention,
         "teacher_attention_source": source,  # what "auto" chose
         "seed": options.seed,
+        "views": options.views,
         "best_epoch": fit.selection.best_epoch,
         "epochs_run": len(fit.history.epochs),
         "parameters": count_parameters(student),

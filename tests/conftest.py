@@ -79,3 +79,31 @@ def oracle_cache(tmp_path_factory, synth_data, teacher_cache) -> Path:
 
     out = tmp_path_factory.mktemp("oracle") / teacher_cache.name
     return rewrite_cache(teacher_cache, out, on_the_event)
+
+
+@pytest.fixture(scope="session")
+def views_data(tmp_path_factory, synth_data) -> Path:
+    """12 of the synthetic clips (6 train, 3 valid, 3 test): several views each stay cheap."""
+    from tests.builders import copy_dataset, manifest_lines
+
+    lines = manifest_lines(synth_data)
+    kept = [
+        line
+        for split, n in (("train", 6), ("valid", 3), ("test", 3))
+        for line in [x for x in lines if x["split"] == split][:n]
+    ]
+    return copy_dataset(synth_data, tmp_path_factory.mktemp("views-data"), kept)
+
+
+@pytest.fixture(scope="session")
+def views_cache(tmp_path_factory, views_data, tiny_teacher) -> Path:
+    """The tiny teacher's outputs on 3 views (shift, gain, mix) of every ``views_data`` clip."""
+    from pipeline.data.augment import ViewSettings
+    from pipeline.teacher.extraction import ExtractionSettings
+    from stages.extract_teacher import extract_teacher
+
+    settings = ExtractionSettings(
+        resolution=40, views=3, view_seed=5, augment=ViewSettings(augment=("shift", "gain", "mix"))
+    )
+    root = tmp_path_factory.mktemp("views-cache")
+    return extract_teacher(views_data, tiny_teacher, root, settings, shard_size=6).cache_dir

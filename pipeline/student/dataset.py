@@ -5,6 +5,8 @@ vectorised call per batch.
 Features are computed once per (dataset, front end, length) and kept on disk beside the
 dataset, so a sweep of many student runs never recomputes them. Teacher targets are
 read from the cache by clip id in DataLoader workers (shards opened lazily per process).
+With cached views (:mod:`pipeline.student.replay`) a training item is the view its clip
+plays that epoch: features from the replayed waveform, the teacher's targets for it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pipeline.data.manifest import Clip, Manifest
 from pipeline.files import write_atomic
 from pipeline.progress import progress
 from pipeline.student.features import FeatureConfig, FrontEnd
+from pipeline.student.replay import ViewReplay
 from pipeline.temporal import to_student_steps
 from pipeline.training import label_target
 
@@ -70,8 +73,12 @@ class FeatureBank:
 
 
 class StudentDataset(Dataset):
-    """Items: ``features`` [T, F], ``target``, and with a cache ``teacher_attention`` [T']
-    and ``teacher_logits`` [C]."""
+    """Items: ``features`` [T, F], ``target``, ``view``, and with a cache
+    ``teacher_attention`` [T'] and ``teacher_logits`` [C].
+
+    An index is a position in ``clips`` or, from :class:`~pipeline.student.replay.EpochSampler`,
+    ``(position, epoch)``; with a ``replay`` the latter plays the view drawn for that epoch.
+    """
 
     def __init__(
         self,
@@ -81,8 +88,10 @@ class StudentDataset(Dataset):
         cache: TeacherCache | None = None,
         attention_source: str = "rollout",
         student_steps: int | None = None,
+        replay: ViewReplay | None = None,
     ):
         self.manifest, self.clips, self.bank, self.cache = manifest, clips, bank, cache
+        self.replay = replay
         self.attention_source, self.student_steps = attention_source, student_steps
         self.padded_seconds = bank.samples / bank.config.sample_rate
         if cache is not None:
@@ -91,28 +100,47 @@ class StudentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+    def __getitems__(self, indices: list[int] | list[tuple[int, int]]) -> list[dict]:
         """A batch of items (DataLoader asks for whole batches through this method), so the
         teacher targets of the batch are resampled in one call, not one per clip."""
-        clips = [self.clips[index] for index in indices]
+        positions = [index if isinstance(index, int) else index[0] for index in indices]
+        clips = [self.clips[position] for position in positions]
+        views = [0] * len(clips)
+        if self.replay is not None:
+            views = [
+                0 if isinstance(index, int) else self.replay.view(clip.id, index[1])
+                for index, clip in zip(indices, clips, strict=True)
+            ]
         items = [
             {
                 "features": self.bank[clip.id],
                 "target": label_target(self.manifest, clip),
-                "index": torch.tensor(index),
+                "index": torch.tensor(position),
+                "view": torch.tensor(view),
             }
-            for index, clip in zip(indices, clips, strict=True)
+            for position, clip, view in zip(positions, clips, views, strict=True)
         ]
+        replayed = [i for i, view in enumerate(views) if view]
+        if replayed:
+            params = [self.replay.params(clips[i].id, views[i]) for i in replayed]
+            for i, features, drawn in zip(
+                replayed, self.replay.features(params), params, strict=True
+            ):
+                items[i]["features"] = features
+                items[i]["target"] = self.replay.target(clips[i], drawn)
         if self.cache is not None:
             vectors = torch.stack(
-                [torch.from_numpy(self.cache.vector(c.id, self.attention_source)) for c in clips]
+                [
+                    torch.from_numpy(self.cache.vector(c.id, self.attention_source, v))
+                    for c, v in zip(clips, views, strict=True)
+                ]
             )
             durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)
             targets = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
-            for item, clip, target in zip(items, clips, targets, strict=True):
+            for item, clip, view, target in zip(items, clips, views, targets, strict=True):
                 item["teacher_attention"] = target
-                item["teacher_logits"] = torch.from_numpy(self.cache.logits(clip.id))
+                item["teacher_logits"] = torch.from_numpy(self.cache.logits(clip.id, view))
         return items

@@ -106,7 +106,7 @@ def run_command(
     )
     where = dict(
         cache_root=cache_root,
-        extraction=ExtractionSettings(resolution=resolution, device=device),
+        extraction=ExtractionSettings(resolution=resolution, device=device, views=values["views"]),
         jobs=jobs,
         scheduler=scheduler,
     )

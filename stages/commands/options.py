@@ -180,6 +180,12 @@ STUDENT_TRAINING = compose(
     click.option("--lr", default=STUDENT["lr"], type=float),
     click.option("--features", default=STUDENT["features"].kind, type=choice(FEATURE_KINDS)),
     click.option("--workers", default=STUDENT["workers"], type=int, help="DataLoader workers."),
+    click.option(
+        "--views",
+        default=STUDENT["views"],
+        type=int,
+        help="Cached teacher views replayed: each epoch a train clip plays one of views 0..K-1.",
+    ),
     DEVICE,
 )
 

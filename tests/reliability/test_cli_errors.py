@@ -62,6 +62,8 @@ CASES = {
     "train-student --kd-weight -1": [*TRAIN, "--kd-weight", "-1"],
     "train-student --temperature 0": [*TRAIN, "--temperature", "0"],
     "train-student --logit-weight 2": [*TRAIN, "--logit-weight", "2"],
+    "train-student --views 0": [*TRAIN, "--views", "0"],
+    "train-student --views without --cache": [*TRAIN, "--views", "2"],
     "evaluate, missing run": ["evaluate", "--run", MISSING],
     "evaluate, not a run": ["evaluate", "--run", "."],
     "plot-attention, missing run": [

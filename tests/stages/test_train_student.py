@@ -86,8 +86,16 @@ def test_kd_needs_a_cache_that_matches_the_dataset(synth_data, teacher_cache, tm
         train_student(other, tmp_path / "b", teacher_cache, replace(QUICK, kd="attention"))
 
 
-def test_stage_two_never_imports_the_teacher(synth_data, teacher_cache, tmp_path):
-    """Training with KD works while `import transformers` (and the teacher module) fail."""
+@pytest.mark.parametrize("views", [1, 3])
+def test_stage_two_never_imports_the_teacher(views, request, tmp_path):
+    """Training with KD (replaying cached views too) works while `import transformers`
+    (and the teacher module) fail."""
+    data, cache = (
+        request.getfixturevalue(name)
+        for name in (
+            ("synth_data", "teacher_cache") if views == 1 else ("views_data", "views_cache")
+        )
+    )
     script = f"""
 import sys
 class Refuse:
@@ -99,17 +107,18 @@ from dataclasses import replace
 from tests.builders import copy_dataset
 from stages.train_student import StudentTrainingOptions, train_student
 options = StudentTrainingOptions(
-    student="tc-resnet8", kd="both", epochs=1, batch_size=8, device="cpu"
+    student="tc-resnet8", kd="both", epochs=2, batch_size=8, device="cpu", views={views}
 )
-result = train_student({str(synth_data)!r}, {str(tmp_path)!r}, {str(teacher_cache)!r}, options)
+result = train_student({str(data)!r}, {str(tmp_path)!r}, {str(cache)!r}, options)
 assert "transformers" not in sys.modules
-print("trained", result["test"])
+print("trained", result["test"], "views", result["views"])
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "trained" in done.stdout
+    assert "trained" in done.stdout and f"views {views}" in done.stdout
+    assert json.loads((tmp_path / "config.json").read_text())["views"] == views
 
 
 def test_nan_loss_stops_without_a_checkpoint(synth_data, teacher_cache, tmp_path, monkeypatch):
