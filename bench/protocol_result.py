@@ -17,9 +17,18 @@ from pathlib import Path
 
 from results_tables import save_result
 
+from pipeline.stats import compare
+from stages.folds import pooled_rows, run_records
+
 
 def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
     results = json.loads((runs / "results.json").read_text())
+    records, masses = [], []  # pooled again from each fold's sweep, as run_folds pools them
+    for fold in results["folds"]:
+        summary = json.loads((runs / fold["fold"] / "results.json").read_text())
+        records += run_records(fold["fold"], summary)
+        masses += run_records(fold["fold"], summary, "test_in_event_mass")
+    results["table"] = pooled_rows(compare(records), compare(masses))
     for fold in results["folds"]:  # who the test clips speak: the voices no model heard
         lines = (Path(fold["data"]) / "manifest.jsonl").read_text().splitlines()
         clips = [json.loads(line) for line in lines]

@@ -86,6 +86,14 @@ def score(cell: dict[str, Any] | None) -> str:
     return f"{cell['mean'] * 100:.1f}{spread} (n = {cell['n']})"
 
 
+def mass(cell: dict[str, Any] | None) -> str:
+    """An in-event mass as mean ± std (n); n = 1 shows no spread."""
+    if cell is None:
+        return ""
+    spread = "" if cell["std"] is None else f" ± {cell['std']:.3f}"
+    return f"{cell['mean']:.3f}{spread} (n = {cell['n']})"
+
+
 # -- one renderer per table -----------------------------------------------------------
 def extraction(results: Path) -> str:
     rows, sources = [], []
@@ -301,7 +309,14 @@ def speaker_folds(name: str) -> Callable[[Path], str]:
             for row in data["table"]
         ]
         students = markdown_table(conditions)
-        return table(header, rows) + "\n" + students + provenance(data)
+        masses = table(
+            ["student", "KD", "teacher attention", "student's in-event mass (mean ± std, n)"],
+            [
+                [row["student"], row["kd"], row["source"] or "", mass(row["test_in_event_mass"])]
+                for row in data["table"]
+            ],
+        )
+        return table(header, rows) + "\n" + students + "\n" + masses + provenance(data)
 
     return render
 

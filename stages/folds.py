@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.errors import TkdError
 from pipeline.files import write_json, write_text
-from pipeline.stats import RunRecord, compare, markdown_table
+from pipeline.stats import ConditionResult, RunRecord, compare, markdown_table
 from pipeline.teacher.extraction import ExtractionSettings
 from stages.finetune_teacher import TeacherTrainingOptions, finetune_teacher
 from stages.run import Sweep, run_sweep
@@ -61,10 +61,13 @@ def fold_teacher(
     return folder
 
 
-def run_records(fold: str, summary: dict[str, Any]) -> list[RunRecord]:
-    """A fold's sweep as :class:`RunRecord` s (λ and source only where KD uses them)."""
+def run_records(fold: str, summary: dict[str, Any], key: str = "test") -> list[RunRecord]:
+    """A fold's sweep as :class:`RunRecord` s of ``key`` (the test score, or another
+    per-run number such as ``test_in_event_mass``); λ and source only where KD uses them."""
     records = []
     for run in summary["runs"]:
+        if run.get(key) is None:
+            continue
         uses_weight = run["kd"] != "none"
         uses_source = run["kd"] in ("attention", "both")
         records.append(
@@ -75,7 +78,7 @@ def run_records(fold: str, summary: dict[str, Any]) -> list[RunRecord]:
                 kd=run["kd"],
                 weight=run["kd_weight"] if uses_weight else None,
                 source=run["teacher_attention"] if uses_source else None,
-                metric=run["test"],
+                metric=run[key],
             )
         )
     return records
@@ -99,20 +102,21 @@ def run_folds(
     if teacher_init is None and any(fold.teacher is None for fold in folds):
         raise TkdError("give every fold's --teacher, or a --teacher-init to fine-tune them")
     out = Path(out)
-    per_fold, records = [], []
+    per_fold, records, masses = [], [], []
     for fold in folds:
         teacher = fold_teacher(fold, out, teacher_init, teacher_options)
         summary = run_sweep(
             fold.data, teacher, out / fold.name, sweep, cache_root, extraction, jobs, scheduler
         )
         records += run_records(fold.name, summary)
+        masses += run_records(fold.name, summary, "test_in_event_mass")
         per_fold.append(_fold_summary(fold, teacher, summary))
     table = compare(records)
     results = {
         "metric": per_fold[0]["metric"],
         "folds": per_fold,
         "runs": [record.__dict__ for record in records],
-        "table": [_row(row) for row in table],
+        "table": pooled_rows(table, compare(masses)),
     }
     write_json(out / "results.json", results)
     write_text(out / "results.md", _markdown(per_fold, table))
@@ -140,7 +144,20 @@ def _fold_summary(fold: Fold, teacher: Path, summary: dict[str, Any]) -> dict[st
     }
 
 
-def _row(row) -> dict[str, Any]:
+def pooled_rows(
+    scores: list[ConditionResult], masses: list[ConditionResult]
+) -> list[dict[str, Any]]:
+    """Each condition's test score and paired gain, with the share of the student's
+    attention inside the event (mean ± std over the same runs) beside it."""
+    mass = {_condition(row): row.score.__dict__ for row in masses}
+    return [{**_row(row), "test_in_event_mass": mass.get(_condition(row))} for row in scores]
+
+
+def _condition(row: ConditionResult) -> tuple:
+    return row.student, row.kd, row.weight, row.source
+
+
+def _row(row: ConditionResult) -> dict[str, Any]:
     gain = row.gain
     return {
         "student": row.student,

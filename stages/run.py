@@ -187,7 +187,9 @@ def _cell(entry: dict[str, Any] | None, key: str = "test", scale: float = 100.0)
     if entry is None:
         return "–"
     stats = entry[key]
-    return f"{stats['mean'] * scale:.2f} ± {stats['std'] * scale:.2f}"
+    if stats["n"] == 1:  # one run has no spread: say n rather than print "± 0.00"
+        return f"{stats['mean'] * scale:.2f} (n = 1)"
+    return f"{stats['mean'] * scale:.2f} ± {stats['std'] * scale:.2f} (n = {stats['n']})"
 
 
 def _label(setting: str) -> str:

@@ -30,6 +30,7 @@ def test_folds_pool_runs_and_pair_each_kd_run_with_its_baseline(two_folds, tiny_
     assert len(results["runs"]) == 2 * 2 * 2  # folds x kd modes x seeds
     none, attention = results["table"]
     assert (none["kd"], none["test"]["n"], none["paired_gain"]) == ("none", 4, None)
+    assert none["test_in_event_mass"]["n"] == 4 and 0 <= none["test_in_event_mass"]["mean"] <= 1
     assert attention["kd"] == "attention" and attention["source"] == "rollout"
     by_key = {(r["fold"], r["seed"], r["kd"]): r["metric"] for r in results["runs"]}
     differences = [

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pipeline.errors import TkdError
-from stages.run import Sweep, plan_runs, run_sweep
+from stages.run import Sweep, plan_runs, results_markdown, run_sweep
 from stages.train_student import StudentTrainingOptions
 
 TEMPLATE = StudentTrainingOptions(epochs=1, batch_size=16, device="cpu")
@@ -95,3 +95,13 @@ def test_parallel_jobs_give_the_same_runs(synth_data, tiny_teacher, tmp_path):
         synth_data, tiny_teacher, tmp_path / "b", sweep, tmp_path / "cache", jobs=2
     )
     assert [r["test"] for r in serial["runs"]] == [r["test"] for r in parallel["runs"]]
+
+
+def test_one_run_prints_its_n_not_a_zero_spread():
+    one = {"mean": 0.5, "std": 0.0, "n": 1}
+    two = {"mean": 0.5, "std": 0.1, "n": 2}
+    entry = {"kd_weight": 0.0, "test": one, "test_in_event_mass": one, "parameters": 1, "macs": 1}
+    table = {"att-rnn": {"none": entry}, "tc-resnet8": {"none": {**entry, "test": two}}}
+    text = results_markdown(table, ["none"], "accuracy", None)
+    assert "50.00 (n = 1)" in text and "50.00 ± 10.00 (n = 2)" in text
+    assert "± 0.00" not in text
