@@ -140,7 +140,9 @@ def _refuse_other_run(out: Path, settings: dict[str, Any]) -> None:
         ) from None
     if not isinstance(stored, dict) or "data_fingerprint" not in stored:
         return  # written before runs recorded their settings
-    differ = [key for key, value in settings.items() if stored.get(key) != value]
+    # a setting the stored run predates had its default then (new options keep old behaviour)
+    defaults = StudentTrainingOptions().to_json()
+    differ = [key for key, value in settings.items() if stored.get(key, defaults.get(key)) != value]
     if differ:
         named = {"data_fingerprint": "dataset", "cache_key": "teacher cache"}
         raise TkdError(

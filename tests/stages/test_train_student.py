@@ -133,3 +133,13 @@ def test_nan_loss_stops_without_a_checkpoint(synth_data, teacher_cache, tmp_path
     with pytest.raises(TkdError, match="loss became nan"):
         train_student(synth_data, tmp_path, teacher_cache, QUICK)
     assert not (tmp_path / "best.pt").exists()
+
+
+def test_a_run_made_before_a_setting_existed_is_resumed_under_its_default(tmp_path):
+    from stages.train_student import _refuse_other_run
+
+    settings = {"data_fingerprint": "abc", "epochs": 3, "views": 1}
+    (tmp_path / "config.json").write_text(json.dumps({"data_fingerprint": "abc", "epochs": 3}))
+    _refuse_other_run(tmp_path, settings)  # "views" did not exist yet: it was 1
+    with pytest.raises(TkdError, match="--views"):
+        _refuse_other_run(tmp_path, {**settings, "views": 2})
