@@ -191,20 +191,8 @@ def train_student(
     bank = FeatureBank(manifest, features, clip_samples(manifest, features.sample_rate))
     student = build_student(options.student, len(classes), features.dim, **options.student_options)
     model = DistillationModel(student).to(device)
-    steps = student.time_steps(bank.num_frames)
-    source = (
-        resolve_attention_source(options.teacher_attention, teacher, manifest)
-        if options.kd != "none"
-        else None
-    )
-    replay = (
-        ViewReplay(manifest, teacher, options.views, options.seed, features, bank.samples)
-        if options.views > 1
-        else None
-    )
-    targets = teacher if options.kd != "none" else None
-    train_set = StudentDataset(
-        manifest, manifest.split("train"), bank, targets, source, steps, replay
+    train_set, source = _training_set(
+        manifest, bank, teacher, options, student.time_steps(bank.num_frames)
     )
     valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
     train = _loader(train_set, options)
@@ -235,6 +223,31 @@ def train_student(
         advice="try a lower --lr or --kd-weight",
     ).run(train)
     return _finish(out, fit, manifest, bank, options, device, source)
+
+
+def _training_set(
+    manifest: Manifest,
+    bank: FeatureBank,
+    teacher: TeacherCache | None,
+    options: StudentTrainingOptions,
+    steps: int,
+) -> tuple[StudentDataset, str | None]:
+    """The training clips with the teacher's targets (when distilling, from the attention
+    source ``auto`` resolves to) and the cached views to replay (when ``views`` > 1)."""
+    distil = options.kd != "none"
+    source = (
+        resolve_attention_source(options.teacher_attention, teacher, manifest) if distil else None
+    )
+    replay = (
+        ViewReplay(manifest, teacher, options.views, options.seed, options.features, bank.samples)
+        if options.views > 1
+        else None
+    )
+    train = manifest.split("train")
+    dataset = StudentDataset(
+        manifest, train, bank, teacher if distil else None, source, steps, replay
+    )
+    return dataset, source
 
 
 def _optimizer(
