@@ -44,7 +44,7 @@ import torchaudio.functional as AF
 from pipeline.data.audio import fit_length
 from pipeline.data.manifest import Clip
 from pipeline.data.recipes.common import stable_hash
-from pipeline.data.recipes.noisy import mix_events
+from pipeline.data.recipes.noisy import looped_excerpt, mix_events
 
 AUGMENTATIONS = ("speed", "shift", "gain", "remix", "mix")
 # 0.85 .. 1.15 in steps of 0.05, as ratios whose terms stay small (fast polyphase resampling)
@@ -324,13 +324,10 @@ def remix(clip: Clip, noise: NoiseDraw, sample_rate: int, load_audio: AudioLoade
         for path, start, end in zip(mix["sources"], offsets, ends, strict=True)
     ]
     bed = load_audio(noise.path)
-    low, high = (
-        round(edge * sample_rate) for edge in noise.region_s or (0, bed.shape[-1] / sample_rate)
-    )
-    bed, start = bed[low:high], round(noise.start_s * sample_rate) - low
-    if bed.shape[-1] < start + samples:  # a short region is looped, as the recipe does
-        bed = bed.repeat(math.ceil((start + samples) / bed.shape[-1]))
-    return mix_events(events, offsets, bed[start : start + samples], noise.snr_db)
+    low, high = noise.region_s or (0.0, bed.shape[-1] / sample_rate)
+    region = (round(low * sample_rate), round(high * sample_rate))
+    excerpt = looped_excerpt(bed, round(noise.start_s * sample_rate), samples, region)
+    return mix_events(events, offsets, excerpt, noise.snr_db)
 
 
 def map_event(span: Span, params: ViewParams, duration: float) -> Span | None:

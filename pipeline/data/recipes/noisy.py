@@ -133,10 +133,16 @@ def noise_region(path: str, split: str, sample_rate: int) -> tuple[int, int]:
 def noise_excerpt(
     path: str, start: int, samples: int, sample_rate: int, region: tuple[int, int]
 ) -> torch.Tensor:
-    """``samples`` of noise from ``start``, inside ``region``; a region shorter than that
-    is looped, so no sample outside it is ever used."""
-    noise = cached_audio(path, sample_rate)[region[0] : region[1]]
-    offset = start - region[0]
+    """``samples`` of noise from ``start``, inside ``region`` (see :func:`looped_excerpt`)."""
+    return looped_excerpt(cached_audio(path, sample_rate), start, samples, region)
+
+
+def looped_excerpt(
+    noise: torch.Tensor, start: int, samples: int, region: tuple[int, int]
+) -> torch.Tensor:
+    """``samples`` of ``noise`` from ``start``, inside ``region``; a region shorter than
+    that is looped, so no sample outside it is ever used (recipes and re-mixed views)."""
+    noise, offset = noise[region[0] : region[1]], start - region[0]
     if noise.shape[-1] < offset + samples:
         noise = noise.repeat(math.ceil((offset + samples) / noise.shape[-1]))
     return noise[offset : offset + samples]
