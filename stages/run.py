@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline import stats
 from pipeline.errors import TkdError
 from pipeline.files import write_json, write_text
 from pipeline.progress import progress
@@ -150,12 +150,8 @@ def _execute(specs, options, data, out, cache, jobs, scheduler) -> list[dict[str
     return [train_student(*args) for args in progress(arguments, desc="student runs", unit="run")]
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "n": len(values),
-    }
+def _mean_std(values: list[float]) -> dict[str, float | None]:
+    return stats.summarise(values).__dict__  # std is None for one run
 
 
 def summarise(specs: list[RunSpec], results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -186,10 +182,7 @@ def summarise(specs: list[RunSpec], results: list[dict[str, Any]]) -> dict[str, 
 def _cell(entry: dict[str, Any] | None, key: str = "test", scale: float = 100.0) -> str:
     if entry is None:
         return "–"
-    stats = entry[key]
-    if stats["n"] == 1:  # one run has no spread: say n rather than print "± 0.00"
-        return f"{stats['mean'] * scale:.2f} (n = 1)"
-    return f"{stats['mean'] * scale:.2f} ± {stats['std'] * scale:.2f} (n = {stats['n']})"
+    return stats.Summary(**entry[key]).format(scale, digits=2)  # one run: its n, no "± 0.00"
 
 
 def _label(setting: str) -> str:
@@ -240,7 +233,7 @@ def _plot(table: dict[str, Any], settings: list[str], metric: str, path: Path) -
     for i, setting in enumerate(settings):
         entries = [table[s].get(setting) for s in students]
         means = [e["test"]["mean"] * 100 if e else 0 for e in entries]
-        stds = [e["test"]["std"] * 100 if e else 0 for e in entries]
+        stds = [(e["test"]["std"] or 0) * 100 if e else 0 for e in entries]
         axis.bar(
             [x + i * width for x in range(len(students))],
             means,

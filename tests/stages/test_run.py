@@ -98,7 +98,7 @@ def test_parallel_jobs_give_the_same_runs(synth_data, tiny_teacher, tmp_path):
 
 
 def test_one_run_prints_its_n_not_a_zero_spread():
-    one = {"mean": 0.5, "std": 0.0, "n": 1}
+    one = {"mean": 0.5, "std": None, "n": 1}  # as summarise gives one run
     two = {"mean": 0.5, "std": 0.1, "n": 2}
     entry = {"kd_weight": 0.0, "test": one, "test_in_event_mass": one, "parameters": 1, "macs": 1}
     table = {"att-rnn": {"none": entry}, "tc-resnet8": {"none": {**entry, "test": two}}}
