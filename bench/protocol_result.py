@@ -17,6 +17,7 @@ from pathlib import Path
 
 from results_tables import save_result
 
+from pipeline.data.manifest import Manifest
 from pipeline.stats import compare
 from stages.folds import pooled_rows, run_records
 
@@ -30,19 +31,14 @@ def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
         masses += run_records(fold["fold"], summary, "test_in_event_mass")
     results["table"] = pooled_rows(compare(records), compare(masses))
     for fold in results["folds"]:  # who the test clips speak: the voices no model heard
-        lines = (Path(fold["data"]) / "manifest.jsonl").read_text().splitlines()
-        clips = [json.loads(line) for line in lines]
-        fold["test_speakers"] = sorted({c["speaker"] for c in clips if c["split"] == "test"})
+        test = Manifest.load(fold["data"]).split("test")
+        fold["test_speakers"] = sorted({clip.speaker for clip in test})
     cores = len(os.sched_getaffinity(0))
     record = {
         "machine": f"{platform.machine()} CPU, {cores} cores, no GPU",
         **results,
     }
-    path = save_result(name, record, wall_s)
-    data = json.loads(path.read_text())
-    data["command"] = command
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+    return save_result(name, record, wall_s, command)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,16 @@ BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /r
 NOT_REPRODUCIBLE = "**Not reproducible data**"
 
 
-def save_result(name: str, result: dict[str, Any], wall_s: float) -> Path:
-    """Write a benchmark's result with what makes it checkable: command, commit, machine."""
+def save_result(
+    name: str, result: dict[str, Any], wall_s: float, command: str | None = None
+) -> Path:
+    """Write a benchmark's result with what makes it checkable: command (default: this
+    script's), commit, machine."""
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
     record = {
-        "command": " ".join(["python", *sys.argv]),
+        "command": command or " ".join(["python", *sys.argv]),
         "commit": commit or None,
         "machine": result.pop("machine", platform.machine()),
         "wall_s": round(wall_s, 1),
