@@ -42,6 +42,7 @@ from pipeline.student.losses import (
     LossTerms,
 )
 from pipeline.student.replay import EpochSampler, ViewReplay
+from pipeline.student.targets import DEFAULT_TARGET_MEMORY_MB, TeacherTargets
 from pipeline.training import resolve_device, set_seed
 
 
@@ -66,6 +67,7 @@ class StudentTrainingOptions:
     workers: int = 0
     patience: int | None = None
     views: int = 1
+    target_memory_mb: float = DEFAULT_TARGET_MEMORY_MB
     features: FeatureConfig = field(default_factory=FeatureConfig)
     student_options: dict[str, Any] = field(default_factory=dict)
 
@@ -90,6 +92,7 @@ class StudentTrainingOptions:
             ("workers", self.workers, self.workers >= 0, "0 or more"),
             ("patience", self.patience, self.patience is None or self.patience >= 1, "1 or more"),
             ("views", self.views, self.views >= 1, "at least 1"),
+            ("target-memory", self.target_memory_mb, self.target_memory_mb >= 0, "0 or more"),
         ):
             if not valid:
                 raise TkdError(f"--{name} must be {rule}, got {value}")
@@ -113,7 +116,7 @@ def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTr
 
 
 # Options that change how a run computes, not what it computes: a run may resume with others.
-_HOW = ("device", "workers")
+_HOW = ("device", "workers", "target_memory_mb")
 
 
 def _run_settings(
@@ -191,7 +194,7 @@ def train_student(
     bank = FeatureBank(manifest, features, clip_samples(manifest, features.sample_rate))
     student = build_student(options.student, len(classes), features.dim, **options.student_options)
     model = DistillationModel(student).to(device)
-    train_set, source = _training_set(
+    train_set, targets = _training_set(
         manifest, bank, teacher, options, student.time_steps(bank.num_frames)
     )
     valid_set = StudentDataset(manifest, manifest.split("valid"), bank)
@@ -205,7 +208,9 @@ def train_student(
     )
     out.mkdir(parents=True, exist_ok=True)
     config = {"data": str(manifest.root), "cache": str(cache) if cache else None}
+    source = targets.source if targets is not None else None
     config["teacher_attention_source"] = source
+    config["teacher_targets"] = targets.mode if targets is not None else None
     write_json(out / "config.json", {**config, **options.to_json(), **settings})
     fit = Fit(
         model,
@@ -231,30 +236,31 @@ def _training_set(
     teacher: TeacherCache | None,
     options: StudentTrainingOptions,
     steps: int,
-) -> tuple[StudentDataset, str | None]:
+) -> tuple[StudentDataset, TeacherTargets | None]:
     """The training clips with the teacher's targets (when distilling, from the attention
     source ``auto`` resolves to) and the cached views to replay (when ``views`` > 1)."""
-    distil = options.kd != "none"
-    source = (
-        resolve_attention_source(options.teacher_attention, teacher, manifest) if distil else None
-    )
     replay = (
         ViewReplay(manifest, teacher, options.views, options.seed, options.features, bank.samples)
         if options.views > 1
         else None
     )
-    train = manifest.split("train")
-    dataset = StudentDataset(
-        manifest, train, bank, teacher if distil else None, source, steps, replay
-    )
-    return dataset, source
+    train, targets = manifest.split("train"), None
+    if options.kd != "none":
+        targets = TeacherTargets(
+            teacher,
+            resolve_attention_source(options.teacher_attention, teacher, manifest),
+            [clip.id for clip in train],
+            options.views,
+            options.target_memory_mb,
+        )
+    return StudentDataset(manifest, train, bank, targets, steps, replay), targets
 
 
 def _optimizer(
     model: DistillationModel, options: StudentTrainingOptions, batches: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """Adam with a cosine decay to 2% of ``lr`` over the whole run."""
-    optimizer = torch.optim.Adam(
+    """AdamW (decoupled weight decay) with a cosine decay to 2% of ``lr`` over the whole run."""
+    optimizer = torch.optim.AdamW(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(

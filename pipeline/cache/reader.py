@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,6 +164,33 @@ class TeacherCache:
         shard, where = self._locate(clip_id, view)
         return self._read(shard, name, (*where, stored), clip_id)
 
+    def targets(
+        self, source: str, clip_ids: Sequence[str], views: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``source``'s vectors [N, views, R] and the logits [N, views, C] of views
+        0..views-1 of each clip, read one slice per shard (what stage two keeps in memory)."""
+        name, stored = self.row_of(source)
+        if views > self.views:
+            raise CacheError(self.directory, self._views_advice(f"{views} views", views - 1))
+        vectors = np.empty((len(clip_ids), views, self.resolution), np.float32)
+        logits = np.empty((len(clip_ids), views, len(self.classes)), np.float32)
+        wanted: dict[int, list[tuple[int, int]]] = {}
+        for position, clip_id in enumerate(clip_ids):
+            shard, row = self._shard_row(clip_id)
+            wanted.setdefault(shard, []).append((position, row))
+        for shard, pairs in wanted.items():
+            positions, rows = (np.array(column) for column in zip(*pairs, strict=True))
+            picked = (slice(None),) if self.views == 1 else (slice(None), slice(0, views))
+            try:
+                block = self._dataset(shard, name)[(*picked, stored)]
+                scores = self._dataset(shard, "logits")[picked]
+            except OSError as error:
+                raise CacheError(self._paths[shard], f"cannot read, damaged? ({error})") from None
+            if self.views == 1:  # no view axis stored: view 0 is the only one
+                block, scores = block[:, None], scores[:, None]
+            vectors[positions], logits[positions] = block[rows], scores[rows]
+        return vectors, logits
+
     def logits(self, clip_id: str, view: int = 0) -> np.ndarray:
         shard, where = self._locate(clip_id, view)
         return self._read(shard, "logits", where, clip_id)
@@ -238,17 +266,24 @@ class TeacherCache:
             )
 
     # -- handles ------------------------------------------------------------------------
-    def _locate(self, clip_id: str, view: int = 0) -> tuple[int, tuple[int, ...]]:
-        """(shard, index of the clip's view in that shard's arrays)."""
+    def _shard_row(self, clip_id: str) -> tuple[int, int]:
         try:
-            shard, row = self._where[clip_id]
+            return self._where[clip_id]
         except KeyError:
             raise CacheError(self.directory, f"clip {clip_id!r} is not in this cache") from None
+
+    def _views_advice(self, what: str, view: int) -> str:
+        return (
+            f"{what} asked for, the cache holds {self.views} view(s) per clip: "
+            f"extract with --views {view + 1} or more"
+        )
+
+    def _locate(self, clip_id: str, view: int = 0) -> tuple[int, tuple[int, ...]]:
+        """(shard, index of the clip's view in that shard's arrays)."""
+        shard, row = self._shard_row(clip_id)
         if not 0 <= view < self.views:
             raise CacheError(
-                self.directory,
-                f"view {view} of clip {clip_id!r} asked for, the cache holds {self.views} "
-                f"view(s) per clip: extract with --views {view + 1} or more",
+                self.directory, self._views_advice(f"view {view} of clip {clip_id!r}", view)
             )
         return shard, (row,) if self.views == 1 else (row, view)
 

@@ -3,8 +3,9 @@ cached knowledge laid onto the student's own time steps (`pipeline.temporal`), o
 vectorised call per batch.
 
 Features are computed once per (dataset, front end, length) and kept on disk beside the
-dataset, so a sweep of many student runs never recomputes them. Teacher targets are
-read from the cache by clip id in DataLoader workers (shards opened lazily per process).
+dataset, so a sweep of many student runs never recomputes them. Teacher targets come from
+:class:`~pipeline.student.targets.TeacherTargets` (in memory under a budget, else read by
+clip id from the shards, opened lazily per DataLoader worker).
 With cached views (:mod:`pipeline.student.replay`) a training item is the view its clip
 plays that epoch: features from the replayed waveform, the teacher's targets for it.
 """
@@ -17,13 +18,13 @@ import json
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.cache import TeacherCache
 from pipeline.data.audio import fit_length, load_audio
 from pipeline.data.manifest import Clip, Manifest
 from pipeline.files import write_atomic
 from pipeline.progress import progress
 from pipeline.student.features import FeatureConfig, FrontEnd
 from pipeline.student.replay import ViewReplay
+from pipeline.student.targets import TeacherTargets
 from pipeline.temporal import to_student_steps
 from pipeline.training import label_target
 
@@ -73,8 +74,8 @@ class FeatureBank:
 
 
 class StudentDataset(Dataset):
-    """Items: ``features`` [T, F], ``target``, ``view``, and with a cache
-    ``teacher_attention`` [T'] and ``teacher_logits`` [C].
+    """Items: ``features`` [T, F], ``target``, ``view``, and with teacher targets
+    ``teacher_attention`` [T'] (on the student's ``student_steps``) and ``teacher_logits`` [C].
 
     An index is a position in ``clips`` or, from :class:`~pipeline.student.replay.EpochSampler`,
     ``(position, epoch)``; with a ``replay`` the latter plays the view drawn for that epoch.
@@ -85,17 +86,13 @@ class StudentDataset(Dataset):
         manifest: Manifest,
         clips: list[Clip],
         bank: FeatureBank,
-        cache: TeacherCache | None = None,
-        attention_source: str = "rollout",
+        targets: TeacherTargets | None = None,
         student_steps: int | None = None,
         replay: ViewReplay | None = None,
     ):
-        self.manifest, self.clips, self.bank, self.cache = manifest, clips, bank, cache
-        self.replay = replay
-        self.attention_source, self.student_steps = attention_source, student_steps
+        self.manifest, self.clips, self.bank, self.targets = manifest, clips, bank, targets
+        self.replay, self.student_steps = replay, student_steps
         self.padded_seconds = bank.samples / bank.config.sample_rate
-        if cache is not None:
-            cache.row_of(attention_source)  # a teacher layer the cache lacks: refused now
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -131,16 +128,10 @@ class StudentDataset(Dataset):
             ):
                 items[i]["features"] = features
                 items[i]["target"] = self.replay.target(clips[i], drawn)
-        if self.cache is not None:
-            vectors = torch.stack(
-                [
-                    torch.from_numpy(self.cache.vector(c.id, self.attention_source, v))
-                    for c, v in zip(clips, views, strict=True)
-                ]
-            )
+        if self.targets is not None:
+            vectors, logits = self.targets.batch([clip.id for clip in clips], views)
             durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)
-            targets = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
-            for item, clip, view, target in zip(items, clips, views, targets, strict=True):
-                item["teacher_attention"] = target
-                item["teacher_logits"] = torch.from_numpy(self.cache.logits(clip.id, view))
+            steps = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
+            for item, attention, scores in zip(items, steps, logits, strict=True):
+                item["teacher_attention"], item["teacher_logits"] = attention, scores
         return items

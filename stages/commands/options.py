@@ -178,6 +178,12 @@ STUDENT_TRAINING = compose(
     click.option("--epochs", default=STUDENT["epochs"], type=int),
     click.option("--batch-size", default=STUDENT["batch_size"], type=int),
     click.option("--lr", default=STUDENT["lr"], type=float),
+    click.option(
+        "--weight-decay",
+        default=STUDENT["weight_decay"],
+        type=float,
+        help="AdamW's decoupled weight decay.",
+    ),
     click.option("--features", default=STUDENT["features"].kind, type=choice(FEATURE_KINDS)),
     click.option("--workers", default=STUDENT["workers"], type=int, help="DataLoader workers."),
     click.option(
@@ -185,6 +191,13 @@ STUDENT_TRAINING = compose(
         default=STUDENT["views"],
         type=int,
         help="Cached teacher views replayed: each epoch a train clip plays one of views 0..K-1.",
+    ),
+    click.option(
+        "--target-memory",
+        "target_memory_mb",
+        default=STUDENT["target_memory_mb"],
+        type=float,
+        help="MB of teacher targets kept in memory; a larger cache is read from its shards.",
     ),
     DEVICE,
 )

@@ -18,6 +18,7 @@ from pipeline.errors import TkdError
 from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
 from pipeline.student.features import FeatureConfig, FrontEnd
 from pipeline.student.replay import ViewReplay, drawn_view
+from pipeline.student.targets import DEFAULT_TARGET_MEMORY_MB, TeacherTargets
 from pipeline.temporal import to_student_steps
 from pipeline.training import label_target
 from stages.train_student import StudentTrainingOptions, _loader, _start_epoch, train_student
@@ -27,15 +28,18 @@ CONFIG = FeatureConfig()
 STEPS = 25
 
 
-@pytest.fixture(scope="module")
-def replayed(views_data, views_cache):
-    """The training set of ``views_data`` replaying its cache's 3 views, with KD targets."""
+@pytest.fixture(scope="module", params=[DEFAULT_TARGET_MEMORY_MB, 0], ids=["memory", "streamed"])
+def replayed(views_data, views_cache, request):
+    """The training set of ``views_data`` replaying its cache's 3 views, with KD targets
+    held in memory or read from the shards."""
     manifest = Manifest.load(views_data)
     cache = TeacherCache(views_cache)
     bank = FeatureBank(manifest, CONFIG, clip_samples(manifest, CONFIG.sample_rate))
     replay = ViewReplay(manifest, cache, 3, 7, CONFIG, bank.samples)
     clips = manifest.split("train")
-    dataset = StudentDataset(manifest, clips, bank, cache, "layer:2", STEPS, replay)
+    targets = TeacherTargets(cache, "layer:2", [c.id for c in clips], 3, request.param)
+    assert targets.in_memory == (request.param > 0)
+    dataset = StudentDataset(manifest, clips, bank, targets, STEPS, replay)
     yield manifest, cache, bank, dataset
     cache.close()
 
