@@ -363,8 +363,9 @@ def readme_kd(results: Path) -> str:
         verdict = "a gain" if gain["excludes_zero"] and gain["mean"] > 0 else "not a gain"
         if gain["excludes_zero"] and gain["mean"] < 0:
             verdict = "a loss"
+        source = f" ({row['source']} attention)" if row["source"] else ""
         lines.append(
-            f"  - {row['kd']} KD: {score(row['test'])}, paired {gain['mean'] * 100:+.1f} "
+            f"  - {row['kd']} KD{source}: {score(row['test'])}, paired {gain['mean'] * 100:+.1f} "
             f"[{low:+.1f}, {high:+.1f}] (n = {gain['n']}): {verdict};"
         )
     return "\n".join(lines) + "\n"

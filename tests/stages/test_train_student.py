@@ -33,11 +33,16 @@ def test_every_student_trains_with_every_kd_mode(student, kd, synth_data, teache
     assert checkpoint.student == student
 
 
-def test_same_seed_same_run_on_cpu(synth_data, teacher_cache, tmp_path):
-    options = replace(QUICK, student="tc-resnet8", kd="attention", epochs=2)
+def test_same_seed_same_run_whether_targets_are_held_or_streamed(
+    synth_data, teacher_cache, tmp_path
+):
+    options = replace(QUICK, student="tc-resnet8", kd="both", epochs=2)
     first = train_student(synth_data, tmp_path / "a", teacher_cache, options)
-    second = train_student(synth_data, tmp_path / "b", teacher_cache, options)
+    streamed = replace(options, target_memory_mb=0)
+    second = train_student(synth_data, tmp_path / "b", teacher_cache, streamed)
     assert first["history"] == second["history"] and first["test"] == second["test"]
+    held = [json.loads((tmp_path / run / "config.json").read_text()) for run in "ab"]
+    assert [config["teacher_targets"] for config in held] == ["memory", "streamed"]
 
 
 def test_interrupted_run_resumes_to_the_same_result(
