@@ -42,6 +42,7 @@ from pipeline.student.losses import (
     LossTerms,
 )
 from pipeline.student.replay import EpochSampler, ViewReplay
+from pipeline.student.spec_augment import SpecAugment
 from pipeline.student.targets import DEFAULT_TARGET_MEMORY_MB, TeacherTargets
 from pipeline.training import resolve_device, set_seed
 
@@ -50,7 +51,8 @@ from pipeline.training import resolve_device, set_seed
 class StudentTrainingOptions:
     """``views`` > 1 replays the cache's augmented views: each epoch a training clip plays
     one view in 0..views-1, drawn from (seed, clip id, epoch) (`pipeline.student.replay`),
-    with the teacher's targets for that view; valid and test clips stay as they are."""
+    with the teacher's targets for that view; valid and test clips stay as they are.
+    ``spec_augment`` masks the training features too (`pipeline.student.spec_augment`)."""
 
     student: str = "att-rnn"
     kd: str = "none"
@@ -67,6 +69,7 @@ class StudentTrainingOptions:
     workers: int = 0
     patience: int | None = None
     views: int = 1
+    spec_augment: bool = False
     target_memory_mb: float = DEFAULT_TARGET_MEMORY_MB
     features: FeatureConfig = field(default_factory=FeatureConfig)
     student_options: dict[str, Any] = field(default_factory=dict)
@@ -211,6 +214,7 @@ def train_student(
     source = targets.source if targets is not None else None
     config["teacher_attention_source"] = source
     config["teacher_targets"] = targets.mode if targets is not None else None
+    config["spec_augment_policy"] = SpecAugment().to_json() if options.spec_augment else None
     write_json(out / "config.json", {**config, **options.to_json(), **settings})
     fit = Fit(
         model,
@@ -253,7 +257,9 @@ def _training_set(
             options.views,
             options.target_memory_mb,
         )
-    return StudentDataset(manifest, train, bank, targets, steps, replay), targets
+    masks = SpecAugment() if options.spec_augment else None
+    dataset = StudentDataset(manifest, train, bank, targets, steps, replay, masks, options.seed)
+    return dataset, targets
 
 
 def _optimizer(

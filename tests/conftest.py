@@ -14,7 +14,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # 1 beside other jobs
 
 SHARED_DATA = Path(
     os.environ.get("TKD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

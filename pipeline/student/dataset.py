@@ -24,6 +24,7 @@ from pipeline.files import write_atomic
 from pipeline.progress import progress
 from pipeline.student.features import FeatureConfig, FrontEnd
 from pipeline.student.replay import ViewReplay
+from pipeline.student.spec_augment import SpecAugment
 from pipeline.student.targets import TeacherTargets
 from pipeline.temporal import to_student_steps
 from pipeline.training import label_target
@@ -78,7 +79,8 @@ class StudentDataset(Dataset):
     ``teacher_attention`` [T'] (on the student's ``student_steps``) and ``teacher_logits`` [C].
 
     An index is a position in ``clips`` or, from :class:`~pipeline.student.replay.EpochSampler`,
-    ``(position, epoch)``; with a ``replay`` the latter plays the view drawn for that epoch.
+    ``(position, epoch)``; with a ``replay`` the latter plays the view drawn for that epoch,
+    and with ``spec_augment`` its features are masked as drawn for (``seed``, clip, epoch).
     """
 
     def __init__(
@@ -89,9 +91,12 @@ class StudentDataset(Dataset):
         targets: TeacherTargets | None = None,
         student_steps: int | None = None,
         replay: ViewReplay | None = None,
+        spec_augment: SpecAugment | None = None,
+        seed: int = 0,
     ):
         self.manifest, self.clips, self.bank, self.targets = manifest, clips, bank, targets
         self.replay, self.student_steps = replay, student_steps
+        self.spec_augment, self.seed = spec_augment, seed
         self.padded_seconds = bank.samples / bank.config.sample_rate
 
     def __len__(self) -> int:
@@ -128,6 +133,12 @@ class StudentDataset(Dataset):
             ):
                 items[i]["features"] = features
                 items[i]["target"] = self.replay.target(clips[i], drawn)
+        if self.spec_augment is not None:
+            for index, clip, item in zip(indices, clips, items, strict=True):
+                if not isinstance(index, int):
+                    item["features"] = self.spec_augment(
+                        item["features"], self.seed, clip.id, index[1]
+                    )
         if self.targets is not None:
             vectors, logits = self.targets.batch([clip.id for clip in clips], views)
             durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)

@@ -193,6 +193,11 @@ STUDENT_TRAINING = compose(
         help="Cached teacher views replayed: each epoch a train clip plays one of views 0..K-1.",
     ),
     click.option(
+        "--spec-augment",
+        is_flag=True,
+        help="Mask bands and frames of the student's training features (SpecAugment).",
+    ),
+    click.option(
         "--target-memory",
         "target_memory_mb",
         default=STUDENT["target_memory_mb"],
