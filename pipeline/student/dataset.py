@@ -3,7 +3,8 @@ cached knowledge laid onto the student's own time steps (`pipeline.temporal`), o
 vectorised call per batch.
 
 Features are computed once per (dataset, front end, length) and kept on disk beside the
-dataset, so a sweep of many student runs never recomputes them. Teacher targets come from
+dataset, so a sweep of many student runs never recomputes them; the file is memory-mapped,
+so a dataset larger than memory trains from the page cache. Teacher targets come from
 :class:`~pipeline.student.targets.TeacherTargets` (in memory under a budget, else read by
 clip id from the shards, opened lazily per DataLoader worker).
 With cached views (:mod:`pipeline.student.replay`) a training item is the view its clip
@@ -47,7 +48,7 @@ class FeatureBank:
         ).hexdigest()[:16]
         path = manifest.root / FEATURE_FOLDER / f"{key}.pt"
         if path.is_file():
-            stored = torch.load(path, weights_only=True)
+            stored = torch.load(path, weights_only=True, mmap=True)  # pages read as used
         else:
             stored = self._compute(manifest)
             path.parent.mkdir(exist_ok=True)
