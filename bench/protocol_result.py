@@ -14,14 +14,16 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 from results_tables import save_result
 
 from pipeline.data.manifest import Manifest
-from pipeline.stats import compare
+from pipeline.stats import RunRecord, compare, paired_difference
 from stages.folds import pooled_rows, run_records
 
 FOLDS = 5
+ROLLOUT = "rollout"
 SETTINGS = {
     "data": "noisy digits L = 2 s, speaker fold K of 5 (test = one speaker, valid = recordings "
     "0-4 of the training speakers), noise regions 80/10/10 %",
@@ -42,6 +44,30 @@ LATER_CELLS = [
 ]
 
 
+def source_differences(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """Each KD condition distilled from another teacher attention source (``auto``: the
+    most localised layer) against the same condition from the rollout, paired on fold
+    and seed: which of the two transfers better."""
+    rows = []
+    others = {r.condition for r in records if r.source not in (None, ROLLOUT)}
+    for student, kd, weight, source in sorted(others):
+        difference = paired_difference(
+            records, (student, kd, weight, ROLLOUT), (student, kd, weight, source)
+        )
+        if difference is not None:
+            rows.append(
+                {
+                    "student": student,
+                    "kd": kd,
+                    "kd_weight": weight,
+                    "source": source,
+                    "minus": ROLLOUT,
+                    "difference": difference.to_json(),
+                }
+            )
+    return rows
+
+
 def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
     results = json.loads((runs / "results.json").read_text())
     records, masses = [], []  # pooled again from each fold's sweep, as run_folds pools them
@@ -53,9 +79,11 @@ def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
     for fold in results["folds"]:  # who the test clips speak: the voices no model heard
         test = Manifest.load(fold["data"]).split("test")
         fold["test_speakers"] = sorted({clip.speaker for clip in test})
+    results["source_differences"] = source_differences(records)
     cores = len(os.sched_getaffinity(0))
-    ran = len(results["folds"])
-    cut = [f"folds {ran}-{FOLDS - 1} of {FOLDS}"] if ran < FOLDS else []
+    names = {fold["fold"] for fold in results["folds"]}
+    missing = [f"fold{k}" for k in range(FOLDS) if f"fold{k}" not in names]
+    cut = [f"{', '.join(missing)} of {FOLDS} folds"] if missing else []
     record = {
         "machine": f"{platform.machine()} CPU, {cores} cores, no GPU",
         "wall_note": "wall_s covers the last invocation of the protocol; a teacher, cache or "

@@ -315,17 +315,34 @@ def speaker_folds(name: str) -> Callable[[Path], str]:
             )
             for row in data["table"]
         ]
-        students = markdown_table(conditions)
-        masses = table(
-            ["student", "KD", "teacher attention", "student's in-event mass (mean ± std, n)"],
-            [
+        parts = [table(header, rows), markdown_table(conditions)]
+        if any(row["test_in_event_mass"] for row in data["table"]):
+            masses = [
                 [row["student"], row["kd"], row["source"] or "", mass(row["test_in_event_mass"])]
                 for row in data["table"]
-            ],
-        )
-        return table(header, rows) + "\n" + students + "\n" + masses + provenance(data)
+            ]
+            header = ["student", "KD", "teacher attention", "student's in-event mass"]
+            parts.append(table([*header[:3], f"{header[3]} (mean ± std, n)"], masses))
+        if data.get("source_differences"):
+            parts.append(source_differences(data["source_differences"]))
+        return "\n".join(parts) + provenance(data)
 
     return render
+
+
+def source_differences(rows: list[dict[str, Any]]) -> str:
+    """Another teacher attention source against the rollout, paired on fold and seed."""
+    body = []
+    for row in rows:
+        gain = row["difference"]
+        cell = PairedGain(
+            gain["mean"], tuple(gain["interval"]) if gain["interval"] else None, gain["n"]
+        )
+        verdict = "yes" if cell.excludes_zero else "no (interval includes 0)"
+        body.append([row["student"], row["kd"], f"{row['source']} − {row['minus']}"])
+        body[-1] += [cell.format(), verdict]
+    header = ["student", "KD", "sources", "paired difference [95 % CI]", "a difference?"]
+    return table(header, body)
 
 
 def readme_summary(results: Path) -> str:

@@ -74,6 +74,14 @@ class PairedGain:
         """A gain (or loss) only when the interval lies wholly on one side of zero."""
         return self.interval is not None and (self.interval[0] > 0 or self.interval[1] < 0)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean,
+            "interval": self.interval,
+            "n": self.n,
+            "excludes_zero": self.excludes_zero,
+        }
+
     def format(self, scale: float = 100, digits: int = 1) -> str:
         if self.interval is None:
             return f"{self.mean * scale:+.{digits}f} (n = {self.n}, no interval)"
@@ -158,6 +166,21 @@ def compare(records: Iterable[RunRecord]) -> list[ConditionResult]:
             gain = paired_gain(pairs) if pairs else None
         results.append(ConditionResult(*condition, summarise(runs.values()), gain))
     return results
+
+
+def paired_difference(
+    records: Iterable[RunRecord], first: tuple, second: tuple
+) -> PairedGain | None:
+    """``second`` − ``first`` (two conditions, e.g. two teacher attention sources) over
+    the (fold, seed) pairs both ran, with its interval; None when no pair ran both."""
+    runs: dict[tuple, dict[tuple, float]] = {first: {}, second: {}}
+    for record in records:
+        if record.condition in runs:
+            runs[record.condition][record.fold, record.seed] = record.metric
+    pairs = sorted(set(runs[first]) & set(runs[second]), key=str)
+    if not pairs:
+        return None
+    return paired_gain(runs[second][key] - runs[first][key] for key in pairs)
 
 
 def _order(condition: tuple) -> tuple:

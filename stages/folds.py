@@ -165,14 +165,7 @@ def _row(row: ConditionResult) -> dict[str, Any]:
         "kd_weight": row.weight,
         "source": row.source,
         "test": row.score.__dict__,
-        "paired_gain": None
-        if gain is None
-        else {
-            "mean": gain.mean,
-            "interval": gain.interval,
-            "n": gain.n,
-            "excludes_zero": gain.excludes_zero,
-        },
+        "paired_gain": None if gain is None else gain.to_json(),
     }
 
 

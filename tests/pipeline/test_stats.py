@@ -10,6 +10,7 @@ from pipeline.stats import (
     Summary,
     compare,
     markdown_table,
+    paired_difference,
     paired_gain,
     summarise,
     t_quantile,
@@ -72,6 +73,21 @@ def test_compare_pairs_kd_with_the_same_fold_and_seed_without_kd():
     # differences +5 -5 +1 -1 points: sd sqrt(.0052 / 3) = .041633, half 3.1824 * sd / 2
     assert logits.interval == pytest.approx((-0.066248, 0.066248), abs=1e-6)
     assert rows["both"].gain == PairedGain(pytest.approx(0.01), None, 1)
+
+
+def test_two_sources_are_compared_on_the_pairs_both_ran():
+    layer = {(0, 0): 0.70, (0, 1): 0.74, (1, 0): 0.66, (1, 1): 0.72, (3, 0): 0.5}
+    rows = records() + [
+        RunRecord(f, s, "tc", "attention", 0.5, "layer:4", m) for (f, s), m in layer.items()
+    ]
+    rollout, top = ("tc", "attention", 0.5, "rollout"), ("tc", "attention", 0.5, "layer:4")
+    # layer:4 - rollout on (0,0) (0,1) (1,0) (1,1): -4 -1 +3 +2 points; fold 2 and 3 unpaired
+    difference = paired_difference(rows, rollout, top)
+    assert difference.n == 4 and difference.mean == pytest.approx(0.0)
+    # sd sqrt(.0030 / 3) = .031623, half-width 3.1824 * sd / 2
+    assert difference.interval == pytest.approx((-0.050317, 0.050317), abs=1e-5)
+    assert paired_difference(rows, top, rollout).mean == pytest.approx(0.0)
+    assert paired_difference(rows, rollout, ("tc", "both", 0.5, "layer:4")) is None
 
 
 def test_a_condition_without_baseline_runs_has_no_gain():
