@@ -25,5 +25,5 @@ done
 python cli.py run "${data[@]}" "${teachers[@]}" --students tc-resnet8,att-rnn \
     --kd none,attention,logits,both --kd-weights 0.25 --teacher-attention auto,rollout --seeds 2 \
     --jobs 2 --cache "$WORK/cache" --out "$WORK/runs"
-python bench/protocol_result.py "$WORK/runs" noisy-digits-speaker-folds-cpu \
-    "RUN_FOLDS=${RUN_FOLDS:-$FOLDS} bash bench/protocol_cpu.sh" "$SECONDS"
+python bench/protocol_result.py noisy-digits-speaker-folds-cpu \
+    "RUN_FOLDS=${RUN_FOLDS:-$FOLDS} bash bench/protocol_cpu.sh" "$SECONDS" "$WORK"/runs/fold*

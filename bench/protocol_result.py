@@ -1,6 +1,6 @@
-"""Commit a `tkd run` over folds as data: docs/results/NAME.json from RUNS/results.json.
+"""Commit a `tkd run` over folds as data: docs/results/NAME.json from its fold sweeps.
 
-    python bench/protocol_result.py RUNS NAME "COMMAND" WALL_SECONDS
+    python bench/protocol_result.py NAME "COMMAND" WALL_SECONDS RUNS/fold0 ... [--cut TEXT]
 
 Keeps the pooled table (mean ± std over folds × seeds, paired KD gains), every run's
 record, and each fold's teacher (test score, in-event mass, fine-tuning time), with the
@@ -9,10 +9,10 @@ command, commit and machine (:func:`results_tables.save_result`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from results_tables import save_result
 
 from pipeline.data.manifest import Manifest
 from pipeline.stats import RunRecord, compare, paired_difference
-from stages.folds import pooled_rows, run_records
+from stages.folds import Fold, fold_summary, pooled_rows, run_records
 
 FOLDS = 5
 ROLLOUT = "rollout"
@@ -68,33 +68,51 @@ def source_differences(records: list[RunRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(runs: Path, name: str, command: str, wall_s: float) -> Path:
-    results = json.loads((runs / "results.json").read_text())
-    records, masses = [], []  # pooled again from each fold's sweep, as run_folds pools them
-    for fold in results["folds"]:
-        summary = json.loads((runs / fold["fold"] / "results.json").read_text())
-        records += run_records(fold["fold"], summary)
-        masses += run_records(fold["fold"], summary, "test_in_event_mass")
-    results["table"] = pooled_rows(compare(records), compare(masses))
-    for fold in results["folds"]:  # who the test clips speak: the voices no model heard
+def main(
+    name: str, command: str, wall_s: float, sweeps: list[Path], cut: list[str] | None = None
+) -> Path:
+    """Pool the given per-fold sweep folders (``run``'s ``<out>/<fold>``); several sweeps
+    of one fold (e.g. one per student) merge when they used the same teacher cache. ``cut``
+    names what else was cut for time (beside missing folds and the later cells)."""
+    folds: dict[str, dict[str, Any]] = {}
+    records, masses = [], []
+    for sweep in sweeps:
+        summary = json.loads((sweep / "results.json").read_text())
+        data, teacher = Path(summary["data"]), Path(summary["teacher"])
+        this = fold_summary(Fold(data.name, data), teacher, summary)
+        fold = folds.setdefault(data.name, this)
+        if fold["cache"] != this["cache"]:
+            raise SystemExit(f"{sweep}: fold {data.name} used another cache than {fold['cache']}")
+        fold["attention_sources"].update(this["attention_sources"])
+        records += run_records(data.name, summary)
+        masses += run_records(data.name, summary, "test_in_event_mass")
+    for fold in folds.values():  # who the test clips speak: the voices no model heard
         test = Manifest.load(fold["data"]).split("test")
         fold["test_speakers"] = sorted({clip.speaker for clip in test})
-    results["source_differences"] = source_differences(records)
-    cores = len(os.sched_getaffinity(0))
-    names = {fold["fold"] for fold in results["folds"]}
-    missing = [f"fold{k}" for k in range(FOLDS) if f"fold{k}" not in names]
-    cut = [f"{', '.join(missing)} of {FOLDS} folds"] if missing else []
+    missing = [f"fold{k}" for k in range(FOLDS) if f"fold{k}" not in folds]
+    cut = ([f"{', '.join(missing)} of {FOLDS} folds"] if missing else []) + (cut or [])
     record = {
-        "machine": f"{platform.machine()} CPU, {cores} cores, no GPU",
+        "machine": f"{platform.machine()} CPU, {len(os.sched_getaffinity(0))} cores, no GPU",
         "wall_note": "wall_s covers the last invocation of the protocol; a teacher, cache or "
         "run an earlier invocation finished was reused (teacher fine-tuning per fold: "
-        f"{[fold.get('teacher_wall_seconds') for fold in results['folds']]} s)",
+        f"{[fold.get('teacher_wall_seconds') for fold in folds.values()]} s)",
         "settings": SETTINGS,
         "cut_for_time": cut + LATER_CELLS,
-        **results,
+        "metric": next(iter(folds.values()))["metric"],
+        "folds": list(folds.values()),
+        "runs": [record.__dict__ for record in records],
+        "table": pooled_rows(compare(records), compare(masses)),
+        "source_differences": source_differences(records),
     }
     return save_result(name, record, wall_s, command)
 
 
 if __name__ == "__main__":
-    print(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("name")
+    parser.add_argument("command")
+    parser.add_argument("wall_s", type=float)
+    parser.add_argument("sweeps", nargs="+", type=Path)
+    parser.add_argument("--cut", action="append", help="something else cut for time")
+    args = parser.parse_args()
+    print(main(args.name, args.command, args.wall_s, args.sweeps, args.cut))

@@ -110,7 +110,7 @@ def run_folds(
         )
         records += run_records(fold.name, summary)
         masses += run_records(fold.name, summary, "test_in_event_mass")
-        per_fold.append(_fold_summary(fold, teacher, summary))
+        per_fold.append(fold_summary(fold, teacher, summary))
     table = compare(records)
     results = {
         "metric": per_fold[0]["metric"],
@@ -123,7 +123,7 @@ def run_folds(
     return results
 
 
-def _fold_summary(fold: Fold, teacher: Path, summary: dict[str, Any]) -> dict[str, Any]:
+def fold_summary(fold: Fold, teacher: Path, summary: dict[str, Any]) -> dict[str, Any]:
     teacher_metrics = teacher / "metrics.json"
     return {
         "fold": fold.name,
