@@ -78,7 +78,7 @@ def main() -> None:
         file, _, names = pick.partition(":")
         picks.append((RESULTS_DIR / file, [name for name in names.split(",") if name]))
     result = pool(picks, set(args.sources.split(",")))
-    print(save_result(args.name, result, 0.0, " ".join(["python", *sys.argv])))
+    print(save_result(args.name, result, None, " ".join(["python", *sys.argv])))
 
 
 if __name__ == "__main__":

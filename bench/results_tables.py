@@ -36,7 +36,7 @@ NOT_REPRODUCIBLE = "**Not reproducible data**"
 
 
 def save_result(
-    name: str, result: dict[str, Any], wall_s: float, command: str | None = None
+    name: str, result: dict[str, Any], wall_s: float | None, command: str | None = None
 ) -> Path:
     """Write a benchmark's result with what makes it checkable: command (default: this
     script's), commit, machine."""
@@ -47,7 +47,7 @@ def save_result(
         "command": command or " ".join(["python", *sys.argv]),
         "commit": commit or None,
         "machine": result.pop("machine", platform.machine()),
-        "wall_s": round(wall_s, 1),
+        "wall_s": None if wall_s is None else round(wall_s, 1),
         "reproducible": True,
         **result,
     }
@@ -296,6 +296,10 @@ def speaker_folds(name: str) -> Callable[[Path], str]:
             ]
             for fold in data["folds"]
         ]
+        if "pooled_from" in data:  # folds of several protocol runs: say which made each
+            header.append("from")
+            for row, fold in zip(rows, data["folds"], strict=True):
+                row.append(f"`{fold['origin']}`")
         conditions = [
             ConditionResult(
                 row["student"],
@@ -369,7 +373,7 @@ def readme_summary(results: Path) -> str:
 def readme_kd(results: Path) -> str:
     """What KD did on unseen speakers, per student and KD mode: the README's summary of the
     speaker-fold protocol, with effect sizes, intervals and n."""
-    data = load("noisy-digits-speaker-folds-cpu", results)
+    data = load("noisy-digits-speaker-folds-pooled-cpu", results)
     teachers = [fold["teacher_test"] * 100 for fold in data["folds"]]
     lines = [
         f"- teacher (`whisper-tiny.en`, fine-tuned per fold): {min(teachers):.1f}–"
@@ -389,6 +393,15 @@ def readme_kd(results: Path) -> str:
             f"  - {row['kd']} KD{source}: {score(row['test'])}, paired {gain['mean'] * 100:+.1f} "
             f"[{low:+.1f}, {high:+.1f}] (n = {gain['n']}): {verdict};"
         )
+    sources = load("noisy-digits-speaker-folds-rollout-cpu", results)["source_differences"]
+    for row in sources:
+        gain = row["difference"]
+        cell = PairedGain(gain["mean"], tuple(gain["interval"] or ()) or None, gain["n"])
+        verdict = "a difference" if cell.excludes_zero else "no difference shown"
+        lines.append(
+            f"- {row['student']}, {row['kd']} KD from `{row['source']}` minus from the "
+            f"{row['minus']}: {cell.format()}: {verdict};"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -405,6 +418,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "paper-table2": paper_table2,
     "pretrained-teachers": pretrained_teachers,
     "speaker-folds": speaker_folds("noisy-digits-speaker-folds-cpu"),
+    "speaker-folds-rollout": speaker_folds("noisy-digits-speaker-folds-rollout-cpu"),
+    "speaker-folds-pooled": speaker_folds("noisy-digits-speaker-folds-pooled-cpu"),
     "readme-kd": readme_kd,
     "readme-summary": readme_summary,
 }

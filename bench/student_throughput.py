@@ -5,7 +5,8 @@ views (goal: KD costs < 3 % of throughput for every student, views included).
 The cost compared is KD's own (the targets, their resampling to the student's steps, the
 attention head and the KD losses): both runs of a pair read the same data path, so with
 ``--views`` both replay the same views. Runs of a pair alternate, ``--repeats`` rounds,
-in one process with one thread, so load from other processes hits both alike; the cost
+the first of a pair swapping every round, in one process with one thread, so load from
+other processes and the order hit both alike; the cost
 is the median over rounds of 1 - rate(KD) / rate(none). Steps/s is the fit loop's
 (data loading and training steps; the per-epoch evaluation is not counted). The teacher
 is an untrained whisper-tiny: its targets cost the same as a trained one's.
@@ -45,7 +46,7 @@ KD = "both"
 def teacher_cache(work: Path, views: int) -> tuple[Path, Path]:
     """A synthetic dataset and an untrained teacher's cache of it with ``views`` views."""
     data = work / "data"
-    prepare_synth(data, SynthConfig(length=CLIP_SECONDS), clips_per_class=(40, 5, 5))
+    prepare_synth(data, SynthConfig(length=CLIP_SECONDS), clips_per_class=(80, 5, 5))
     teacher = work / "teacher"
     model, extractor = build_teacher("whisper-tiny", Manifest.load(data).labels, CLIP_SECONDS)
     model.save_pretrained(teacher)
@@ -72,7 +73,7 @@ def main() -> None:
         for views in sorted({1, args.views}):
             rates: dict[str, list[float]] = {"none": [], KD: []}
             for round_ in range(args.repeats):
-                for kd in rates:
+                for kd in list(rates)[:: 1 if round_ % 2 == 0 else -1]:  # neither always first
                     options = replace(base, student=student, kd=kd, views=views, seed=round_)
                     out = work / "runs" / f"{student}-{kd}-views{views}-{round_}"
                     rates[kd].append(train_student(data, out, cache, options)["steps_per_second"])
