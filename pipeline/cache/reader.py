@@ -174,18 +174,22 @@ class TeacherCache:
             raise CacheError(self.directory, self._views_advice(f"{views} views", views - 1))
         vectors = np.empty((len(clip_ids), views, self.resolution), np.float32)
         logits = np.empty((len(clip_ids), views, len(self.classes)), np.float32)
-        wanted: dict[int, list[tuple[int, int]]] = {}
+        wanted: dict[int, list[tuple[int, int, str]]] = {}
         for position, clip_id in enumerate(clip_ids):
             shard, row = self._shard_row(clip_id)
-            wanted.setdefault(shard, []).append((position, row))
-        for shard, pairs in wanted.items():
-            positions, rows = (np.array(column) for column in zip(*pairs, strict=True))
+            wanted.setdefault(shard, []).append((position, row, clip_id))
+        for shard, clips in wanted.items():
+            positions, rows, _ = (np.array(column) for column in zip(*clips, strict=True))
             picked = (slice(None),) if self.views == 1 else (slice(None), slice(0, views))
             try:
                 block = self._dataset(shard, name)[(*picked, stored)]
                 scores = self._dataset(shard, "logits")[picked]
-            except OSError as error:
-                raise CacheError(self._paths[shard], f"cannot read, damaged? ({error})") from None
+            except OSError:  # a damaged chunk: clip by clip, so the error names the clip
+                for position, _, clip_id in clips:
+                    for view in range(views):
+                        vectors[position, view] = self.vector(clip_id, source, view)
+                        logits[position, view] = self.logits(clip_id, view)
+                continue
             if self.views == 1:  # no view axis stored: view 0 is the only one
                 block, scores = block[:, None], scores[:, None]
             vectors[positions], logits[positions] = block[rows], scores[rows]
