@@ -176,7 +176,7 @@ def test_non_finite_weights_stop_the_run_before_a_checkpoint(
 ):
     """A finite loss whose step leaves NaN weights (the last batch of the epoch) must not
     reach validation and a best checkpoint."""
-    real_step, steps = torch.optim.Adam.step, [0]
+    real_step, steps = torch.optim.AdamW.step, [0]
 
     def poisoned(self, *args, **kwargs):
         result = real_step(self, *args, **kwargs)
@@ -186,7 +186,7 @@ def test_non_finite_weights_stop_the_run_before_a_checkpoint(
                 self.param_groups[0]["params"][0].fill_(float("nan"))
         return result
 
-    monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
     with pytest.raises(TkdError, match="weights became non-finite in epoch 1; stopped before"):
         train_student(synth_data, tmp_path, teacher_cache, QUICK)
     assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()
