@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,11 @@ def pool(picks: list[tuple[Path, list[str]]], sources: set[str]) -> dict[str, An
                 "settings": data.get("settings"),
             }
         )
-    everywhere = {
-        condition
-        for condition in {record.condition for record in records}
-        if {r.fold for r in records if r.condition == condition} == {f["fold"] for f in folds}
-    }
-    records = [record for record in records if record.condition in everywhere]
+    ran_on: dict[tuple, set[str]] = defaultdict(set)
+    for record in records:
+        ran_on[record.condition].add(record.fold)
+    every_fold = {fold["fold"] for fold in folds}
+    records = [record for record in records if ran_on[record.condition] == every_fold]
     return {
         "machine": "see pooled_from",
         "metric": "accuracy",

@@ -307,15 +307,7 @@ def speaker_folds(name: str) -> Callable[[Path], str]:
                 row["kd_weight"],
                 row["source"],
                 Summary(**row["test"]),
-                None
-                if row["paired_gain"] is None
-                else PairedGain(
-                    row["paired_gain"]["mean"],
-                    tuple(row["paired_gain"]["interval"])
-                    if row["paired_gain"]["interval"]
-                    else None,
-                    row["paired_gain"]["n"],
-                ),
+                None if row["paired_gain"] is None else PairedGain.from_json(row["paired_gain"]),
             )
             for row in data["table"]
         ]
@@ -338,10 +330,7 @@ def source_differences(rows: list[dict[str, Any]]) -> str:
     """Another teacher attention source against the rollout, paired on fold and seed."""
     body = []
     for row in rows:
-        gain = row["difference"]
-        cell = PairedGain(
-            gain["mean"], tuple(gain["interval"]) if gain["interval"] else None, gain["n"]
-        )
+        cell = PairedGain.from_json(row["difference"])
         verdict = "yes" if cell.excludes_zero else "no (interval includes 0)"
         body.append([row["student"], row["kd"], f"{row['source']} − {row['minus']}"])
         body[-1] += [cell.format(), verdict]
@@ -398,8 +387,7 @@ def readme_kd(results: Path) -> str:
         )
     sources = load("noisy-digits-speaker-folds-rollout-cpu", results)["source_differences"]
     for row in sources:
-        gain = row["difference"]
-        cell = PairedGain(gain["mean"], tuple(gain["interval"] or ()) or None, gain["n"])
+        cell = PairedGain.from_json(row["difference"])
         verdict = "a difference" if cell.excludes_zero else "no difference shown"
         lines.append(
             f"- {row['student']}, {row['kd']} KD from `{row['source']}` minus from the "

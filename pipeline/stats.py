@@ -82,6 +82,11 @@ class PairedGain:
             "excludes_zero": self.excludes_zero,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PairedGain:
+        interval = data["interval"]
+        return cls(data["mean"], tuple(interval) if interval else None, data["n"])
+
     def format(self, scale: float = 100, digits: int = 1) -> str:
         if self.interval is None:
             return f"{self.mean * scale:+.{digits}f} (n = {self.n}, no interval)"

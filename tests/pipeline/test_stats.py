@@ -55,8 +55,10 @@ def test_paired_gain_has_the_t_interval():
     assert gain.mean == pytest.approx(0.035) and gain.n == 4
     assert gain.interval == pytest.approx((0.025813, 0.044187), abs=1e-6)
     assert gain.excludes_zero and gain.format() == "+3.5 [+2.6, +4.4] (n = 4)"
+    assert PairedGain.from_json(gain.to_json()) == gain  # results files keep it whole
     single = paired_gain([0.02])
     assert single == PairedGain(0.02, None, 1) and not single.excludes_zero
+    assert PairedGain.from_json(single.to_json()) == single
     assert single.format() == "+2.0 (n = 1, no interval)"
     assert paired_gain([-0.04, -0.03, -0.03, -0.04]).excludes_zero  # a loss is significant too
 
