@@ -24,7 +24,7 @@ from pipeline.student.architectures import STUDENTS
 from pipeline.student.losses import KD_MODES
 from pipeline.teacher.extraction import ExtractionSettings
 from stages.extract_teacher import extract_teacher
-from stages.train_student import StudentTrainingOptions, train_student
+from stages.train_student import StudentTrainingOptions, prepare_features, train_student
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
     settings = list(dict.fromkeys(spec.setting for spec in specs))
+    prepare_features(data, options)  # before the runs, which may start side by side
     results = _execute(specs, options, data, out, cache.cache_dir, jobs, scheduler)
     table = summarise(specs, results)
     metric = results[0]["metric"]

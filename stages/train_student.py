@@ -177,6 +177,14 @@ def _start_epoch(train: DataLoader, seed: int, epoch: int) -> None:
     train.sampler.epoch = epoch
 
 
+def prepare_features(data: str | Path, options: list[StudentTrainingOptions]) -> None:
+    """Compute the feature banks these runs will read, once: runs started side by side on
+    a dataset without them would each compute the same bank."""
+    manifest = _load_manifest(data)
+    for config in dict.fromkeys(run.features for run in options):
+        FeatureBank(manifest, config, clip_samples(manifest, config.sample_rate))
+
+
 def train_student(
     data: str | Path,
     out: str | Path,

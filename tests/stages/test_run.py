@@ -1,7 +1,9 @@
 import json
+import shutil
 
 import pytest
 
+import stages.run
 from pipeline.errors import TkdError
 from stages.run import Sweep, plan_runs, results_markdown, run_sweep
 from stages.train_student import StudentTrainingOptions
@@ -95,6 +97,22 @@ def test_parallel_jobs_give_the_same_runs(synth_data, tiny_teacher, tmp_path):
         synth_data, tiny_teacher, tmp_path / "b", sweep, tmp_path / "cache", jobs=2
     )
     assert [r["test"] for r in serial["runs"]] == [r["test"] for r in parallel["runs"]]
+
+
+def test_features_are_computed_once_before_parallel_runs_start(
+    synth_data, tiny_teacher, tmp_path, monkeypatch
+):
+    data = shutil.copytree(synth_data, tmp_path / "data", ignore=shutil.ignore_patterns(".*"))
+    execute = stages.run._execute
+
+    def execute_once_features_exist(*args, **kwargs):
+        assert list((data / ".features").glob("*.pt")), "runs started before the features"
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(stages.run, "_execute", execute_once_features_exist)
+    sweep = Sweep(["tc-resnet8"], ["none"], [0.5], 2, TEMPLATE)
+    summary = run_sweep(data, tiny_teacher, tmp_path / "runs", sweep, tmp_path / "cache", jobs=2)
+    assert len(summary["runs"]) == 2
 
 
 def test_one_run_prints_its_n_not_a_zero_spread():
