@@ -338,6 +338,53 @@ def source_differences(rows: list[dict[str, Any]]) -> str:
     return table(header, body)
 
 
+def views_comparison(results: Path) -> str:
+    """Issue 14's conditions (bench/views_result.py): the teacher and its views, every
+    condition over seeds, the paired comparisons, and whether the target was met."""
+    data = load("noisy-digits-views-cpu", results)
+    teacher = data["teacher"]
+    per_view = " / ".join(f"{x * 100:.1f}" for x in teacher["train_accuracy_per_view"] or [])
+    parts = [
+        table(
+            ["test speaker", "teacher test", "teacher on the training clips, views 0 / 1 / …"],
+            [[", ".join(data["test_speakers"]), f"{teacher['test'] * 100:.1f}", per_view]],
+        )
+    ]
+    rows = [
+        [row["student"], row["condition"], row["description"], row["epochs"]]
+        + [score(row["valid"]), score(row["test"])]
+        for row in data["conditions"]
+    ]
+    header = ["student", "", "condition", "epochs", "valid (in-speaker)", "test (unseen speaker)"]
+    parts.append(table(header, rows))
+    rows = []
+    for row in data["comparisons"]:
+        gain = PairedGain.from_json(row["test"])
+        verdict = "yes" if gain.excludes_zero else "no (interval includes 0)"
+        valid = PairedGain.from_json(row["valid"]).format()
+        rows.append([row["student"], f"{row['second']} − {row['first']}", row["what"]])
+        rows[-1] += [valid, gain.format(), verdict]
+    header = ["student", "pair", "what changes", "valid, paired", "test, paired [95 % CI]"]
+    parts.append(table([*header, "a difference?"], rows))
+    goal = data["target"]
+    lines = [
+        f"- {student}: best views + KD condition {cell['best']}, "
+        f"{PairedGain.from_json(cell['gain']).format()} over c: target (≥ +5 points, interval "
+        f"clear of 0) {'met' if cell['met'] else 'missed'}"
+        for student, cell in goal["kd_gain_over_views"].items()
+        if cell
+    ]
+    best = goal["best_student"]
+    lines.append(
+        f"- best student: {best['student']} {best['condition']}, {score(best['test'])}, "
+        f"{goal['gap_to_teacher_points']:.1f} points under its teacher (target ≤ 8: "
+        f"{'met' if goal['within_gap'] else 'missed'})"
+    )
+    if data["cut_for_time"]:
+        lines.append(f"- cut for time: {'; '.join(data['cut_for_time'])}")
+    return "\n".join(parts) + "\n" + "\n".join(lines) + "\n" + provenance(data)
+
+
 def readme_summary(results: Path) -> str:
     """The benchmark figures the README quotes."""
     six = load("extraction-whisper-6l-cpu", results)["rows"]
@@ -411,6 +458,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "speaker-folds": speaker_folds("noisy-digits-speaker-folds-cpu"),
     "speaker-folds-rollout": speaker_folds("noisy-digits-speaker-folds-rollout-cpu"),
     "speaker-folds-pooled": speaker_folds("noisy-digits-speaker-folds-pooled-cpu"),
+    "views-comparison": views_comparison,
     "readme-kd": readme_kd,
     "readme-summary": readme_summary,
 }
