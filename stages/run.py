@@ -267,7 +267,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
     settings = list(dict.fromkeys(spec.setting for spec in specs))
-    prepare_features(data, options)  # before the runs, which may start side by side
+    prepare_features(data, options, cache.cache_dir)  # before runs that may run side by side
     results = _execute(specs, options, data, out, cache.cache_dir, jobs, scheduler)
     table = summarise(specs, results)
     metric = results[0]["metric"]

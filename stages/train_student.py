@@ -30,7 +30,7 @@ from pipeline.student.architectures import (
     count_parameters,
 )
 from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_distillation_model
-from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
+from pipeline.student.dataset import FeatureBank, StudentDataset, ViewFeatureBank, clip_samples
 from pipeline.student.evaluation import evaluate_student
 from pipeline.student.features import FeatureConfig
 from pipeline.student.losses import (
@@ -46,12 +46,17 @@ from pipeline.student.spec_augment import SpecAugment
 from pipeline.student.targets import DEFAULT_TARGET_MEMORY_MB, TeacherTargets
 from pipeline.training import resolve_device, set_seed
 
+VIEW_FEATURES = ("stored", "replayed")
+VIEW_OR = " or ".join(VIEW_FEATURES)
+
 
 @dataclass
 class StudentTrainingOptions:
     """``views`` > 1 replays the cache's augmented views: each epoch a training clip plays
     one view in 0..views-1, drawn from (seed, clip id, epoch) (`pipeline.student.replay`),
     with the teacher's targets for that view; valid and test clips stay as they are.
+    ``view_features`` "stored" replays every view once into a file beside the dataset's
+    features, shared by all runs on the cache; "replayed" rebuilds them as items load.
     ``spec_augment`` masks the training features too (`pipeline.student.spec_augment`)."""
 
     student: str = "att-rnn"
@@ -69,6 +74,7 @@ class StudentTrainingOptions:
     workers: int = 0
     patience: int | None = None
     views: int = 1
+    view_features: str = "stored"
     spec_augment: bool = False
     target_memory_mb: float = DEFAULT_TARGET_MEMORY_MB
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -95,6 +101,7 @@ class StudentTrainingOptions:
             ("workers", self.workers, self.workers >= 0, "0 or more"),
             ("patience", self.patience, self.patience is None or self.patience >= 1, "1 or more"),
             ("views", self.views, self.views >= 1, "at least 1"),
+            ("view-features", self.view_features, self.view_features in VIEW_FEATURES, VIEW_OR),
             ("target-memory", self.target_memory_mb, self.target_memory_mb >= 0, "0 or more"),
         ):
             if not valid:
@@ -119,7 +126,7 @@ def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTr
 
 
 # Options that change how a run computes, not what it computes: a run may resume with others.
-_HOW = ("device", "workers", "target_memory_mb")
+_HOW = ("device", "workers", "target_memory_mb", "view_features")
 
 
 def _run_settings(
@@ -177,12 +184,26 @@ def _start_epoch(train: DataLoader, seed: int, epoch: int) -> None:
     train.sampler.epoch = epoch
 
 
-def prepare_features(data: str | Path, options: list[StudentTrainingOptions]) -> None:
-    """Compute the feature banks these runs will read, once: runs started side by side on
-    a dataset without them would each compute the same bank."""
+def prepare_features(
+    data: str | Path, options: list[StudentTrainingOptions], cache: str | Path | None = None
+) -> None:
+    """Compute the feature banks (and stored view features) these runs will read, once:
+    runs started side by side on a dataset without them would each compute the same."""
     manifest = _load_manifest(data)
     for config in dict.fromkeys(run.features for run in options):
-        FeatureBank(manifest, config, clip_samples(manifest, config.sample_rate))
+        samples = clip_samples(manifest, config.sample_rate)
+        FeatureBank(manifest, config, samples)
+        stored = {run.views for run in options if run.features == config and _stores_views(run)}
+        if stored and cache is not None:
+            teacher = TeacherCache(cache)
+            for views in stored:
+                replay = ViewReplay(manifest, teacher, views, 0, config, samples)
+                ViewFeatureBank(replay, manifest.split("train"))
+            teacher.close()
+
+
+def _stores_views(options: StudentTrainingOptions) -> bool:
+    return options.views > 1 and options.view_features == "stored"
 
 
 def train_student(
@@ -266,7 +287,12 @@ def _training_set(
             options.target_memory_mb,
         )
     masks = SpecAugment() if options.spec_augment else None
-    dataset = StudentDataset(manifest, train, bank, targets, steps, replay, masks, options.seed)
+    stored = (
+        ViewFeatureBank(replay, train) if replay and options.view_features == "stored" else None
+    )
+    dataset = StudentDataset(
+        manifest, train, bank, targets, steps, replay, masks, options.seed, stored
+    )
     return dataset, targets
 
 

@@ -8,13 +8,15 @@ so a dataset larger than memory trains from the page cache. Teacher targets come
 :class:`~pipeline.student.targets.TeacherTargets` (in memory under a budget, else read by
 clip id from the shards, opened lazily per DataLoader worker).
 With cached views (:mod:`pipeline.student.replay`) a training item is the view its clip
-plays that epoch: features from the replayed waveform, the teacher's targets for it.
+plays that epoch: features from the replayed waveform (replayed once into a
+:class:`ViewFeatureBank`, or on the fly where the item loads), the teacher's targets for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -38,21 +40,26 @@ def clip_samples(manifest: Manifest, sample_rate: int) -> int:
     return round(max(clip.duration for clip in manifest) * sample_rate)
 
 
+def _stored(manifest: Manifest, prefix: str, made_from: list, compute: Callable[[], dict]) -> dict:
+    """A tensor file in ``<dataset>/.features/`` named by what it is ``made_from``: read
+    memory-mapped (pages read as used) when there, else computed and written atomically."""
+    key = hashlib.sha256(json.dumps(made_from).encode()).hexdigest()[:16]
+    path = manifest.root / FEATURE_FOLDER / f"{prefix}{key}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True, mmap=True)
+    stored = compute()
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, lambda temporary: torch.save(stored, temporary))
+    return stored
+
+
 class FeatureBank:
     """Features of every clip, computed once and stored in ``<dataset>/.features/``."""
 
     def __init__(self, manifest: Manifest, config: FeatureConfig, samples: int):
         self.config, self.samples = config, samples
-        key = hashlib.sha256(
-            json.dumps([manifest.fingerprint(), config.to_json(), samples]).encode()
-        ).hexdigest()[:16]
-        path = manifest.root / FEATURE_FOLDER / f"{key}.pt"
-        if path.is_file():
-            stored = torch.load(path, weights_only=True, mmap=True)  # pages read as used
-        else:
-            stored = self._compute(manifest)
-            path.parent.mkdir(exist_ok=True)
-            write_atomic(path, lambda temporary: torch.save(stored, temporary))
+        made_from = [manifest.fingerprint(), config.to_json(), samples]
+        stored = _stored(manifest, "", made_from, lambda: self._compute(manifest))
         self.rows = {clip_id: row for row, clip_id in enumerate(stored["ids"])}
         self.features: torch.Tensor = stored["features"]
 
@@ -75,6 +82,40 @@ class FeatureBank:
         return self.features.shape[1]
 
 
+class ViewFeatureBank:
+    """Features of views 1..K-1 of ``clips``, replayed once and stored beside the clean
+    clips' features: every run on the same cache reads them (memory-mapped) instead of
+    rebuilding each view's waveform every epoch, so training long on views costs what
+    training on clean clips does. K is the replay's ``views``; the file is named by the
+    cache's key, so another cache or other views never read it."""
+
+    def __init__(self, replay: ViewReplay, clips: list[Clip]):
+        ids = [clip.id for clip in clips]
+        made_from = [
+            replay.manifest.fingerprint(),
+            replay.cache.index.key,
+            replay.views,
+            replay.front_end.config.to_json(),
+            replay.samples,
+            hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        ]
+        stored = _stored(replay.manifest, "views-", made_from, lambda: _replay_all(replay, ids))
+        self.rows = {clip_id: row for row, clip_id in enumerate(stored["ids"])}
+        self.features: torch.Tensor = stored["features"]  # [clips, views - 1, T, F]
+
+    def __getitem__(self, key: tuple[str, int]) -> torch.Tensor:
+        clip_id, view = key
+        return self.features[self.rows[clip_id], view - 1]
+
+
+def _replay_all(replay: ViewReplay, ids: list[str]) -> dict:
+    features = [
+        replay.features([replay.params(clip_id, view) for view in range(1, replay.views)])
+        for clip_id in progress(ids, desc="view features", unit="clip", leave=False)
+    ]
+    return {"ids": ids, "features": torch.stack(features)}
+
+
 class StudentDataset(Dataset):
     """Items: ``features`` [T, F], ``target``, ``view``, and with teacher targets
     ``teacher_attention`` [T'] (on the student's ``student_steps``) and ``teacher_logits`` [C].
@@ -94,10 +135,11 @@ class StudentDataset(Dataset):
         replay: ViewReplay | None = None,
         spec_augment: SpecAugment | None = None,
         seed: int = 0,
+        view_bank: ViewFeatureBank | None = None,
     ):
         self.manifest, self.clips, self.bank, self.targets = manifest, clips, bank, targets
         self.replay, self.student_steps = replay, student_steps
-        self.spec_augment, self.seed = spec_augment, seed
+        self.spec_augment, self.seed, self.view_bank = spec_augment, seed, view_bank
         self.padded_seconds = bank.samples / bank.config.sample_rate
 
     def __len__(self) -> int:
@@ -129,9 +171,12 @@ class StudentDataset(Dataset):
         replayed = [i for i, view in enumerate(views) if view]
         if replayed:
             params = [self.replay.params(clips[i].id, views[i]) for i in replayed]
-            for i, features, drawn in zip(
-                replayed, self.replay.features(params), params, strict=True
-            ):
+            replayed_features = (
+                self.replay.features(params)
+                if self.view_bank is None
+                else [self.view_bank[clips[i].id, views[i]] for i in replayed]
+            )
+            for i, features, drawn in zip(replayed, replayed_features, params, strict=True):
                 items[i]["features"] = features
                 items[i]["target"] = self.replay.target(clips[i], drawn)
         if self.spec_augment is not None:

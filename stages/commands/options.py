@@ -13,7 +13,7 @@ from pipeline.cache import SOURCE_FORMS
 from pipeline.data.manifest import SPLITS
 from pipeline.errors import TkdError
 from pipeline.student.features import FEATURE_KINDS
-from stages.train_student import StudentTrainingOptions
+from stages.train_student import VIEW_FEATURES, StudentTrainingOptions
 
 Decorator = Callable[[Callable], Callable]
 POSITIVE = click.IntRange(min=1)
@@ -191,6 +191,13 @@ STUDENT_TRAINING = compose(
         default=STUDENT["views"],
         type=int,
         help="Cached teacher views replayed: each epoch a train clip plays one of views 0..K-1.",
+    ),
+    click.option(
+        "--view-features",
+        default=STUDENT["view_features"],
+        type=choice(VIEW_FEATURES),
+        help="Views' features: replayed once and stored beside the dataset's, or replayed"
+        " as items load.",
     ),
     click.option(
         "--spec-augment",

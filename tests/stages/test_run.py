@@ -1,10 +1,12 @@
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
 import stages.run
 from pipeline.errors import TkdError
+from pipeline.teacher.extraction import ExtractionSettings
 from stages.run import Sweep, plan_runs, results_markdown, run_sweep
 from stages.train_student import StudentTrainingOptions
 
@@ -99,20 +101,24 @@ def test_parallel_jobs_give_the_same_runs(synth_data, tiny_teacher, tmp_path):
     assert [r["test"] for r in serial["runs"]] == [r["test"] for r in parallel["runs"]]
 
 
-def test_features_are_computed_once_before_parallel_runs_start(
-    synth_data, tiny_teacher, tmp_path, monkeypatch
+def test_features_and_view_features_are_computed_once_before_parallel_runs_start(
+    views_data, tiny_teacher, tmp_path, monkeypatch
 ):
-    data = shutil.copytree(synth_data, tmp_path / "data", ignore=shutil.ignore_patterns(".*"))
+    data = shutil.copytree(views_data, tmp_path / "data", ignore=shutil.ignore_patterns(".*"))
     execute = stages.run._execute
 
     def execute_once_features_exist(*args, **kwargs):
-        assert list((data / ".features").glob("*.pt")), "runs started before the features"
+        stored = sorted(path.name[:6] for path in (data / ".features").glob("*.pt"))
+        assert len(stored) == 2 and stored[1] == "views-", "runs started before the features"
         return execute(*args, **kwargs)
 
     monkeypatch.setattr(stages.run, "_execute", execute_once_features_exist)
-    sweep = Sweep(["tc-resnet8"], ["none"], [0.5], 2, TEMPLATE)
-    summary = run_sweep(data, tiny_teacher, tmp_path / "runs", sweep, tmp_path / "cache", jobs=2)
-    assert len(summary["runs"]) == 2
+    sweep = Sweep(["tc-resnet8"], ["none"], [0.5], 2, replace(TEMPLATE, views=2, batch_size=4))
+    extraction = ExtractionSettings(resolution=40, views=2)
+    summary = run_sweep(
+        data, tiny_teacher, tmp_path / "runs", sweep, tmp_path / "cache", extraction, jobs=2
+    )
+    assert [run["views"] for run in summary["runs"]] == [2, 2]
 
 
 def test_one_run_prints_its_n_not_a_zero_spread():

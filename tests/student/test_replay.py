@@ -15,7 +15,7 @@ from pipeline.data.audio import fit_length
 from pipeline.data.manifest import Manifest
 from pipeline.data.views import view_source
 from pipeline.errors import TkdError
-from pipeline.student.dataset import FeatureBank, StudentDataset, clip_samples
+from pipeline.student.dataset import FeatureBank, StudentDataset, ViewFeatureBank, clip_samples
 from pipeline.student.features import FeatureConfig, FrontEnd
 from pipeline.student.replay import ViewReplay, drawn_view
 from pipeline.student.targets import DEFAULT_TARGET_MEMORY_MB, TeacherTargets
@@ -77,6 +77,44 @@ def test_a_replayed_views_features_and_targets_are_that_views(replayed):
             # single-label: a mix view keeps the clip's own label
             assert torch.equal(item["target"], label_target(manifest, clip))
     assert seen == {0, 1, 2}
+
+
+def test_stored_view_features_are_the_replayed_ones_read_from_one_file(replayed, monkeypatch):
+    manifest, cache, bank, dataset = replayed
+    stored = ViewFeatureBank(dataset.replay, dataset.clips)
+    files = sorted((manifest.root / ".features").glob("views-*.pt"))
+    assert len(files) == 1 and stored.features.shape[:2] == (len(dataset.clips), 2)
+    reading = replace_view_bank(dataset, stored)
+    for epoch in range(4):
+        indices = [(i, epoch) for i in range(len(dataset))]
+        for item, expected in zip(
+            reading.__getitems__(indices), dataset.__getitems__(indices), strict=True
+        ):
+            assert item["view"] == expected["view"]
+            torch.testing.assert_close(item["features"], expected["features"])
+            assert torch.equal(item["teacher_logits"], expected["teacher_logits"])
+
+    def no_replay(*args):
+        raise AssertionError("stored view features were replayed again")
+
+    monkeypatch.setattr("pipeline.student.dataset._replay_all", no_replay)
+    again = ViewFeatureBank(dataset.replay, dataset.clips)
+    assert torch.equal(again.features, stored.features)
+    with pytest.raises(AssertionError, match="replayed again"):  # other views: another file
+        ViewFeatureBank(ViewReplay(manifest, cache, 2, 7, CONFIG, bank.samples), dataset.clips)
+
+
+def replace_view_bank(dataset: StudentDataset, view_bank: ViewFeatureBank) -> StudentDataset:
+    """``dataset`` reading its views' features from ``view_bank``."""
+    return StudentDataset(
+        dataset.manifest,
+        dataset.clips,
+        dataset.bank,
+        dataset.targets,
+        dataset.student_steps,
+        dataset.replay,
+        view_bank=view_bank,
+    )
 
 
 def test_a_plain_index_and_the_valid_set_play_the_clip_as_it_is(replayed):
