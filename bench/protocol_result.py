@@ -81,8 +81,9 @@ def main(
         data, teacher = Path(summary["data"]), Path(summary["teacher"])
         this = fold_summary(Fold(data.name, data), teacher, summary)
         fold = folds.setdefault(data.name, this)
-        if fold["cache"] != this["cache"]:
+        if fold["cache"] and this["cache"] and fold["cache"] != this["cache"]:
             raise SystemExit(f"{sweep}: fold {data.name} used another cache than {fold['cache']}")
+        fold["cache"] = fold["cache"] or this["cache"]  # a sweep without KD or views reads none
         fold["attention_sources"].update(this["attention_sources"])
         records += run_records(data.name, summary)
         masses += run_records(data.name, summary, "test_in_event_mass")

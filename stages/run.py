@@ -24,7 +24,12 @@ from pipeline.student.architectures import STUDENTS
 from pipeline.student.losses import KD_MODES
 from pipeline.teacher.extraction import ExtractionSettings
 from stages.extract_teacher import extract_teacher
-from stages.train_student import StudentTrainingOptions, prepare_features, train_student
+from stages.train_student import (
+    StudentTrainingOptions,
+    prepare_features,
+    reads_cache,
+    train_student,
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Sweep:
 
 def _execute(specs, options, data, out, cache, jobs, scheduler) -> list[dict[str, Any]]:
     arguments = [
-        (str(data), str(out / spec.folder), str(cache), run_options)
+        (str(data), str(out / spec.folder), str(cache) if cache else None, run_options)
         for spec, run_options in zip(specs, options, strict=True)
     ]
     if scheduler:
@@ -261,14 +266,20 @@ def run_sweep(
     scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Extract (or reuse) the teacher cache, train every run of ``sweep``, write the tables.
-    Every run's options are checked before the teacher runs."""
+    Every run's options are checked before the teacher runs; a sweep none of whose runs
+    reads the cache (no KD, no views) does not run the teacher."""
     specs, options = sweep.runs()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
+    cache = (
+        extract_teacher(data, teacher, cache_root, extraction, scheduler=scheduler)
+        if any(reads_cache(run) for run in options)
+        else None
+    )
+    cache_dir = cache.cache_dir if cache is not None else None
     settings = list(dict.fromkeys(spec.setting for spec in specs))
-    prepare_features(data, options, cache.cache_dir)  # before runs that may run side by side
-    results = _execute(specs, options, data, out, cache.cache_dir, jobs, scheduler)
+    prepare_features(data, options, cache_dir)  # before runs that may run side by side
+    results = _execute(specs, options, data, out, cache_dir, jobs, scheduler)
     table = summarise(specs, results)
     metric = results[0]["metric"]
     teacher_metrics_path = Path(teacher) / "metrics.json"
@@ -278,10 +289,10 @@ def run_sweep(
     summary = {
         "data": str(data),
         "teacher": str(teacher),
-        "cache": str(cache.cache_dir),
-        "cache_reused": bool(cache.summary.get("reused")),
+        "cache": str(cache_dir) if cache_dir else None,
+        "cache_reused": bool(cache and cache.summary.get("reused")),
         "metric": metric,
-        "teacher_in_event_mass": cache.summary.get("in_event_mass"),
+        "teacher_in_event_mass": cache.summary.get("in_event_mass") if cache else None,
         "teacher_test": teacher_metrics.get("test") if teacher_metrics else None,
         "table": table,
         "runs": [

@@ -111,9 +111,14 @@ class StudentTrainingOptions:
         return asdict(self)
 
 
+def reads_cache(options: StudentTrainingOptions) -> bool:
+    """Whether a run reads the teacher cache: KD needs its targets, views its parameters."""
+    return options.kd != "none" or options.views > 1
+
+
 def _open_cache(cache: str | Path | None, manifest: Manifest, options: StudentTrainingOptions):
     """The teacher cache: KD reads its targets, views (even without KD) its view parameters."""
-    if options.kd == "none" and options.views == 1:
+    if not reads_cache(options):
         return None
     if cache is None:
         needs = f"--kd {options.kd}" if options.kd != "none" else f"--views {options.views}"

@@ -121,6 +121,26 @@ def test_features_and_view_features_are_computed_once_before_parallel_runs_start
     assert [run["views"] for run in summary["runs"]] == [2, 2]
 
 
+def test_a_sweep_that_reads_no_cache_does_not_run_the_teacher(
+    synth_data, tiny_teacher, tmp_path, monkeypatch
+):
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran for runs without KD or views")
+
+    monkeypatch.setattr(stages.run, "extract_teacher", no_teacher)
+    sweep = Sweep(["tc-resnet8"], ["none"], [0.5], 1, TEMPLATE)
+    summary = run_sweep(synth_data, tiny_teacher, tmp_path / "runs", sweep, tmp_path / "cache")
+    assert summary["cache"] is None and summary["runs"][0]["test"] >= 0
+    with pytest.raises(AssertionError, match="the teacher ran"):  # views read the cache
+        run_sweep(
+            synth_data,
+            tiny_teacher,
+            tmp_path / "views",
+            replace(sweep, template=replace(TEMPLATE, views=2)),
+            tmp_path / "cache",
+        )
+
+
 def test_one_run_prints_its_n_not_a_zero_spread():
     one = {"mean": 0.5, "std": None, "n": 1}  # as summarise gives one run
     two = {"mean": 0.5, "std": 0.1, "n": 2}
