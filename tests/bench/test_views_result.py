@@ -16,8 +16,10 @@ views_result = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(views_result)
 
 
-def sweep(runs: Path, name: str, scores: dict[str, list[float]], student: str = "tc") -> None:
-    """A `run` sweep folder ``runs/student/name``: per KD mode, test scores by seed."""
+def sweep(
+    runs: Path, name: str, scores: dict[str, list[float]], fold: str = "fold0", student="tc"
+) -> None:
+    """A `run` sweep folder ``runs/fold/student/name``: per KD mode, test scores by seed."""
     records = [
         {
             "student": student,
@@ -32,24 +34,22 @@ def sweep(runs: Path, name: str, scores: dict[str, list[float]], student: str = 
         for kd, values in scores.items()
         for seed, score in enumerate(values)
     ]
-    folder = runs / student / name
+    folder = runs / fold / student / name
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"runs": records}))
+    summary = {"data": f"/data/{fold}", "cache": None, "runs": records}
+    (folder / "results.json").write_text(json.dumps(summary))
 
 
-def test_conditions_pair_on_seed_and_the_target_needs_five_points_clear_of_zero(tmp_path):
-    sweep(tmp_path, "b", {"none": [0.60, 0.70, 0.65]})
-    sweep(
-        tmp_path,
-        "c-f",
-        {
-            "none": [0.62, 0.72, 0.64],
-            "attention": [0.63, 0.73, 0.66],  # +1.3 points: a gain, not the target
-            "both": [0.70, 0.79, 0.70],  # +7 points, every seed: the target
-        },
-    )
+def test_conditions_pair_on_fold_and_seed_and_the_target_needs_five_points_clear_of_zero(
+    tmp_path,
+):
+    sweep(tmp_path, "b", {"none": [0.60, 0.70]})
+    sweep(tmp_path, "b", {"none": [0.65]}, fold="fold1")
+    sweep(tmp_path, "c-f", {"none": [0.62, 0.72], "attention": [0.63, 0.73], "both": [0.70, 0.79]})
+    views = {"none": [0.64], "attention": [0.66], "both": [0.70]}
+    sweep(tmp_path, "c-f", views, fold="fold1")  # attention: +1.3 points; both: +7, the target
     conditions, sweeps = views_result.collect(tmp_path)
-    assert set(sweeps) == {"b", "c-f"}
+    assert sorted(sweep["condition"] for sweep in sweeps) == ["b", "b", "c-f", "c-f"]
     assert {label for _, label in conditions} == {"b", "c", "d", "f"}
     comparisons = views_result.compare_conditions(conditions)
     by_pair = {(c["second"], c["first"]): c for c in comparisons}
@@ -57,16 +57,17 @@ def test_conditions_pair_on_seed_and_the_target_needs_five_points_clear_of_zero(
     assert by_pair["f", "c"]["test"]["mean"] == pytest.approx(0.07)
     assert by_pair["f", "c"]["test"]["n"] == 3
     rows = views_result.condition_rows(conditions)
-    target = views_result.target(rows, comparisons, teacher_test=0.85)
+    assert rows[0]["folds"] == ["fold0", "fold1"]
+    target = views_result.target(rows, comparisons, {"fold0": 0.80, "fold1": 0.90})
     assert target["kd_gain_over_views"]["tc"]["best"] == "f"
     assert target["kd_gain_over_views"]["tc"]["met"] is True
     assert target["best_student"]["condition"] == "f"
-    assert target["gap_to_teacher_points"] == pytest.approx(85 - 73, abs=0.01)
+    assert target["gap_to_teacher_points"] == pytest.approx(85 - 73, abs=0.01)  # fold means
     assert target["within_gap"] is False
 
 
 def test_a_seed_run_twice_is_refused(tmp_path):
     sweep(tmp_path, "b", {"none": [0.6]})
     sweep(tmp_path / "again", "b", {"none": [0.7]})
-    with pytest.raises(SystemExit, match="seed 0 twice"):
+    with pytest.raises(SystemExit, match="fold0 seed 0 twice"):
         views_result.collect(tmp_path)
