@@ -132,7 +132,8 @@ def throughput(results: Path) -> str:
         ]
         for row in data["rows"]
     ]
-    header = ["student", "views", "steps/s, --kd none", f"steps/s, --kd {kd}"]
+    unit = "steps/CPU s" if data.get("rate") == "cpu" else "steps/s"
+    header = ["student", "views", f"{unit}, --kd none", f"{unit}, --kd {kd}"]
     header.append(f"KD cost, median of {data['repeats']} rounds (range)")
     return table(header, rows) + provenance(data)
 

@@ -49,6 +49,7 @@ class FitResult:
     metric: str  # name of the validation metric
     steps: int
     seconds: float  # spent in training steps, over every session of a resumed run
+    cpu_seconds: float  # the process's CPU time in them: what they cost on a shared machine
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Fit:
         self.selection = ModelSelection(self.patience)
 
     def run(self, batches: DataLoader) -> FitResult:
-        start, steps, seconds = self._load() if self.resume else (0, 0, 0.0)
+        start, steps, seconds, cpu_seconds = self._load() if self.resume else (0, 0, 0.0, 0.0)
         budget = self.steps or self.epochs * len(batches)
         metric = ""
         with progress(total=budget - steps, desc=self.desc, unit="step") as bar:
@@ -95,7 +96,7 @@ class Fit:
                 if self.on_epoch is not None:
                     self.on_epoch(epoch)
                 self.model.train()
-                tick, parts = time.time(), []
+                tick, cpu_tick, parts = time.time(), time.process_time(), []
                 for batch in batches:
                     parts.append(self._step(batch, epoch))
                     steps += 1
@@ -104,14 +105,15 @@ class Fit:
                     if steps >= budget:
                         break
                 seconds += time.time() - tick
+                cpu_seconds += time.process_time() - cpu_tick
                 self._check_weights(epoch)
                 metric, value = self.evaluate()
                 self.history.append(self._record(epoch, steps, parts, metric, value))
                 if self.selection.update(epoch, value):
                     self.save_best()
                 if self.resume:
-                    self._save(epoch, steps, seconds)
-        return FitResult(self.selection, self.history, metric, steps, seconds)
+                    self._save(epoch, steps, seconds, cpu_seconds)
+        return FitResult(self.selection, self.history, metric, steps, seconds, cpu_seconds)
 
     def _step(self, batch: Any, epoch: int) -> dict[str, float]:
         terms = self.loss(batch)
@@ -149,7 +151,7 @@ class Fit:
         record[f"valid_{metric}"] = value
         return record
 
-    def _save(self, epoch: int, steps: int, seconds: float) -> None:
+    def _save(self, epoch: int, steps: int, seconds: float, cpu_seconds: float) -> None:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -159,15 +161,16 @@ class Fit:
             "rng": torch.get_rng_state(),
             "epoch": epoch,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "steps": steps,
         }
         write_atomic(self.out / LAST, lambda temporary: torch.save(state, temporary))
 
-    def _load(self) -> tuple[int, int, float]:
-        """(first epoch to run, steps, seconds) from the resume point, if there is one."""
+    def _load(self) -> tuple[int, int, float, float]:
+        """(first epoch to run, steps, seconds, CPU seconds) from the resume point, if any."""
         path = self.out / LAST
         if not path.is_file():
-            return 0, 0, 0.0
+            return 0, 0, 0.0, 0.0
         try:
             state = torch.load(path, weights_only=True)
         except Exception as error:  # torch raises many types for damaged files
@@ -181,4 +184,5 @@ class Fit:
         self.selection.load_state_dict(state["selection"])
         self.history.epochs = state["history"]
         torch.set_rng_state(state["rng"])
-        return state["epoch"] + 1, state["steps"], state["seconds"]
+        cpu_seconds = state.get("cpu_seconds", 0.0)  # not kept by runs before it was measured
+        return state["epoch"] + 1, state["steps"], state["seconds"], cpu_seconds

@@ -376,6 +376,7 @@ def _finish(
         "macs": count_macs(student, bank.num_frames, options.features.dim),
         "train_seconds": round(fit.seconds, 2),
         "steps_per_second": round(fit.steps / fit.seconds, 2) if fit.seconds else None,
+        "steps_per_cpu_second": round(fit.steps / fit.cpu_seconds, 2) if fit.cpu_seconds else None,
         "device": str(device),
         "history": fit.history.epochs,
     }

@@ -98,6 +98,16 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.equal(tensor, straight_weights[name]), name
 
 
+def test_cpu_time_counts_the_steps_work_and_a_resume_adds_to_it(tmp_path, monkeypatch):
+    clock = iter(range(0, 1000, 2))  # each reading 2 CPU seconds after the last
+    monkeypatch.setattr("pipeline.fit.time.process_time", lambda: next(clock))
+    loop, batches, _ = fit(tmp_path, resume=True, epochs=2)
+    first = loop.run(batches)
+    assert first.cpu_seconds == 2 * 2  # one tick and tock per epoch
+    loop, batches, _ = fit(tmp_path, resume=True, epochs=3)
+    assert loop.run(batches).cpu_seconds == 3 * 2  # the resumed run kept its first 4 s
+
+
 def test_best_epoch_is_kept_and_patience_stops_the_run(tmp_path):
     loop, batches, saved = fit(
         tmp_path, evaluate=scripted([0.5, 0.7, 0.6, 0.65, 0.7, 0.9]), epochs=10, patience=3
