@@ -24,10 +24,12 @@ from pipeline.errors import CheckpointError, ManifestError, TkdError
 from pipeline.files import write_json
 from pipeline.fit import Fit, FitResult
 from pipeline.student.architectures import (
+    STUDENTS,
     DistillationModel,
     build_student,
     count_macs,
     count_parameters,
+    unknown_options,
 )
 from pipeline.student.checkpoint import BEST, StudentCheckpoint, load_distillation_model
 from pipeline.student.dataset import FeatureBank, StudentDataset, ViewFeatureBank, clip_samples
@@ -85,6 +87,9 @@ class StudentTrainingOptions:
             raise TkdError(f"--kd {self.kd!r} is not one of {', '.join(KD_MODES)}")
         if isinstance(self.features, dict):
             self.features = FeatureConfig(**self.features)
+        unknown = self.student in STUDENTS and unknown_options(self.student, self.student_options)
+        if unknown:
+            raise TkdError(f"{self.student} takes no {', '.join(unknown)} (a student option)")
         try:
             if self.teacher_attention != AUTO:
                 parse_attention_source(self.teacher_attention)

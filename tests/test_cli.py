@@ -1,3 +1,5 @@
+import json
+
 from click.testing import CliRunner
 
 from cli import main
@@ -71,6 +73,20 @@ def test_data_synth_then_train_student_from_the_command_line(tmp_path):
     )
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "run" / "best.pt").is_file()
+    base = ["train-student", "--data", str(data), "--epochs", "1", "--device", "cpu"]
+    wide = runner.invoke(
+        main, [*base, "--student", "tc-resnet8", "--width", "1.5", "--out", str(tmp_path / "wide")]
+    )
+    assert wide.exit_code == 0, wide.output
+    sizes = [
+        json.loads((tmp_path / run / "metrics.json").read_text())["parameters"]
+        for run in ("run", "wide")
+    ]
+    assert sizes[1] > 1.8 * sizes[0]  # 1.5x the channels: about 2.25x the weights
+    refused = runner.invoke(
+        main, [*base, "--student", "att-rnn", "--width", "2", "--out", str(tmp_path / "x")]
+    )
+    assert refused.exit_code == 1 and "att-rnn takes no width_multiplier" in refused.output
 
 
 def test_tkd_errors_are_one_line_without_traceback(tmp_path):

@@ -184,6 +184,12 @@ STUDENT_TRAINING = compose(
         type=float,
         help="AdamW's decoupled weight decay.",
     ),
+    click.option(
+        "--width",
+        default=1.0,
+        type=click.FloatRange(min=0, min_open=True),
+        help="Channel width multiplier of the TC-ResNets (1.5: TC-ResNet8-1.5).",
+    ),
     click.option("--features", default=STUDENT["features"].kind, type=choice(FEATURE_KINDS)),
     click.option("--workers", default=STUDENT["workers"], type=int, help="DataLoader workers."),
     click.option(
@@ -219,4 +225,8 @@ def student_options(**values) -> StudentTrainingOptions:
     """The stage's options from the parsed CLI values (the rest keep their defaults)."""
     from pipeline.student.features import FeatureConfig
 
-    return StudentTrainingOptions(features=FeatureConfig(kind=values.pop("features")), **values)
+    width = values.pop("width")
+    widened = {"student_options": {"width_multiplier": width}} if width != 1.0 else {}
+    return StudentTrainingOptions(
+        features=FeatureConfig(kind=values.pop("features")), **widened, **values
+    )

@@ -3,6 +3,8 @@ and their size and compute counts."""
 
 from __future__ import annotations
 
+import inspect
+
 from .att_rnn import AttRNN, MHAttRNN
 from .base import StudentModel
 from .complexity import count_macs, count_parameters
@@ -31,6 +33,12 @@ def build_student(
     return STUDENTS[name](num_classes, feature_dim, **options)
 
 
+def unknown_options(name: str, options: dict[str, object]) -> list[str]:
+    """The ``options`` student ``name``'s constructor does not take."""
+    taken = inspect.signature(STUDENTS[name]).parameters
+    return [option for option in options if option not in taken]
+
+
 __all__ = [
     "STUDENTS",
     "AttRNN",
@@ -41,6 +49,7 @@ __all__ = [
     "MHAttRNN",
     "StudentModel",
     "StudentOutput",
+    "unknown_options",
     "TCResNet8",
     "TCResNet14",
     "build_student",
