@@ -8,6 +8,7 @@
 #   k1    KD without views (d, e, f at K = 1)
 #   k8    c and f with 8 views
 #   long  c and f trained LONG_EPOCHS epochs instead of 30
+#   wide  c and f with the TC-ResNets WIDTH times wider (student capacity)
 # Each condition is one `tkd run` folder, WORK/runs/foldK/STUDENTS/CONDITION, which
 # bench/views_result.py pools. CONDITIONS, VIEW_KD (the KD modes of c-f), FOLDS and SEEDS
 # cut the grid for time. Resume-safe: folds, teachers, caches and finished runs are reused.
@@ -18,7 +19,8 @@ cd "$(dirname "$0")/.."
 WORK=${1:-bench/out/views-cpu}
 SHARED=${TKD_SHARED_DATA:-../shared/data}
 FOLDS=${FOLDS:-0 1 2 3 4} VIEWS=${VIEWS:-4} SEEDS=${SEEDS:-3} LONG_EPOCHS=${LONG_EPOCHS:-100}
-STUDENTS=${STUDENTS:-tc-resnet8} CONDITIONS=${CONDITIONS:-a b c-f k1 k8 long}
+WIDTH=${WIDTH:-2}
+STUDENTS=${STUDENTS:-tc-resnet8} CONDITIONS=${CONDITIONS:-a b c-f k1 k8 long wide}
 VIEW_KD=${VIEW_KD:-none,attention,logits,both}
 for fold in $FOLDS; do
   data=$WORK/data/fold$fold teacher=$WORK/teachers/fold$fold
@@ -42,6 +44,7 @@ for fold in $FOLDS; do
       k1) sweep k1 --kd attention,logits,both ;;
       k8) sweep k8 --views 8 --kd none,both ;;
       long) sweep long --views "$VIEWS" --kd none,both --epochs "$LONG_EPOCHS" ;;
+      wide) sweep wide --views "$VIEWS" --kd none,both --width "$WIDTH" ;;
       *) echo "unknown condition $condition" >&2; exit 2 ;;
     esac
   done

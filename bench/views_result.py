@@ -2,12 +2,13 @@
 
     python bench/views_result.py NAME "COMMAND" WALL_SECONDS WORK_DIR [--cut TEXT]
 
-Each condition (a-f; KD without views; 8 views; long training) is scored on each fold's
-test speaker, a voice no model of that fold heard, as mean ± std over folds × seeds; the
-comparisons the issue asks for are paired on (fold, seed): the recipe (b − a), views
-(c − b), KD with views (d, e, f − c), KD without views, more views, patient training.
-Beside them, per fold: the teacher's test score and its accuracy on each cached view of the
-training clips (does a view's target carry information a clean-clip target would not?).
+Each condition (a-f; KD without views; 8 views; long training; a wider student) is
+scored on each fold's test speaker, a voice no model of that fold heard, as mean ± std
+over folds × seeds; the comparisons the issue asks for are paired on (fold, seed): the
+recipe (b − a), views (c − b), KD with views (d, e, f − c), KD without views, more views,
+patient training, student capacity. Beside them, per fold: the teacher's test score and
+its accuracy on each cached view of the training clips (does a view's target carry
+information a clean-clip target would not?).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ CONDITIONS = {
     ("k8", "both"): ("f K=8", "8 views + both"),
     ("long", "none"): ("c long", "views, labels only, trained long"),
     ("long", "both"): ("f long", "views + both, trained long"),
+    ("wide", "none"): ("c wide", "views, labels only, wider student"),
+    ("wide", "both"): ("f wide", "views + both, wider student"),
 }
 # (second, first, what changes): second − first, paired on (fold, seed).
 COMPARISONS = [
@@ -58,6 +61,8 @@ COMPARISONS = [
     ("f K=8", "c K=8", "both with 8 views"),
     ("c long", "c", "long training, labels only"),
     ("f long", "c long", "both with views, trained long"),
+    ("c wide", "c", "a wider student, labels only"),
+    ("f wide", "c wide", "both with views, wider student"),
 ]
 TARGET_POINTS = 5.0  # issue 14: views + KD gains >= 5 points over (c) ...
 TARGET_GAP = 8.0  # ... and the best student comes within 8 points of its teacher
