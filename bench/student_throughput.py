@@ -40,7 +40,7 @@ from pipeline.teacher.model import build_teacher
 from stages.extract_teacher import extract_teacher
 from stages.train_student import StudentTrainingOptions, train_student
 
-BATCH_SIZE = 32
+BATCH_SIZE = StudentTrainingOptions().batch_size  # what runs train with
 CLIP_SECONDS = 2.0
 KD = "both"
 

@@ -141,6 +141,23 @@ class StudentDataset(Dataset):
         self.replay, self.student_steps = replay, student_steps
         self.spec_augment, self.seed, self.view_bank = spec_augment, seed, view_bank
         self.padded_seconds = bank.samples / bank.config.sample_rate
+        self.laid_targets = self._targets_on_student_steps()
+
+    def _targets_on_student_steps(self) -> torch.Tensor | None:
+        """[clips, views, student steps]: with the targets in memory, every (clip, view)'s
+        teacher vector laid onto the student's steps once, so a batch gathers rows instead
+        of resampling them (row by row the same numbers: `temporal.resample_spans`)."""
+        if self.targets is None or not self.targets.in_memory:
+            return None
+        views = self.targets.views
+        vectors, _ = self.targets.batch(
+            [clip.id for clip in self.clips for _ in range(views)], list(range(views)) * len(self)
+        )
+        durations = torch.tensor(
+            [clip.duration for clip in self.clips for _ in range(views)], dtype=torch.float64
+        )
+        steps = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
+        return steps.view(len(self), views, -1)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -187,8 +204,13 @@ class StudentDataset(Dataset):
                     )
         if self.targets is not None:
             vectors, logits = self.targets.batch([clip.id for clip in clips], views)
-            durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)
-            steps = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
-            for item, attention, scores in zip(items, steps, logits, strict=True):
+            if self.laid_targets is not None:
+                steps = self.laid_targets[positions, views]
+            else:
+                durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)
+                steps = to_student_steps(
+                    vectors, durations, self.padded_seconds, self.student_steps
+                )
+            for item, attention, scores in zip(items, steps.unbind(), logits.unbind(), strict=True):
                 item["teacher_attention"], item["teacher_logits"] = attention, scores
         return items

@@ -30,7 +30,7 @@ class TeacherTargets:
         memory_mb: float = DEFAULT_TARGET_MEMORY_MB,
     ):
         cache.row_of(source)  # a teacher layer the cache lacks: refused now
-        self.cache, self.source = cache, source
+        self.cache, self.source, self.views = cache, source, views
         self.nbytes = len(clip_ids) * views * (cache.resolution + len(cache.classes)) * 4
         self.in_memory = self.nbytes <= memory_mb * _MB
         if self.in_memory:
