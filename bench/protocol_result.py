@@ -9,14 +9,11 @@ command, commit and machine (:func:`results_tables.save_result`).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
-from results_tables import save_result
+from results_tables import cpu_machine, protocol_parser, save_result
 
 from pipeline.data.manifest import Manifest
 from pipeline.stats import RunRecord, compare, paired_difference
@@ -93,7 +90,7 @@ def main(
     missing = [f"fold{k}" for k in range(FOLDS) if f"fold{k}" not in folds]
     cut = ([f"{', '.join(missing)} of {FOLDS} folds"] if missing else []) + (cut or [])
     record = {
-        "machine": f"{platform.machine()} CPU, {len(os.sched_getaffinity(0))} cores, no GPU",
+        "machine": cpu_machine(),
         "wall_note": "wall_s covers the last invocation of the protocol; a teacher, cache or "
         "run an earlier invocation finished was reused (teacher fine-tuning per fold: "
         f"{[fold.get('teacher_wall_seconds') for fold in folds.values()]} s)",
@@ -109,11 +106,7 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("name")
-    parser.add_argument("command")
-    parser.add_argument("wall_s", type=float)
+    parser = protocol_parser(__doc__)
     parser.add_argument("sweeps", nargs="+", type=Path)
-    parser.add_argument("--cut", action="append", help="something else cut for time")
     args = parser.parse_args()
     print(main(args.name, args.command, args.wall_s, args.sweeps, args.cut))

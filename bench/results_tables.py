@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -54,6 +55,22 @@ def save_result(
     out = RESULTS_DIR / f"{name}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
     return out
+
+
+def protocol_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every script committing an experiment's runs as data takes; each adds
+    where its runs are."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("name", help="docs/results/NAME.json")
+    parser.add_argument("command", help="the command that ran the experiment")
+    parser.add_argument("wall_s", type=float, help="its wall time, seconds")
+    parser.add_argument("--cut", action="append", help="something cut for time")
+    return parser
+
+
+def cpu_machine() -> str:
+    """This machine as results name it: architecture, cores, no GPU."""
+    return f"{platform.machine()} CPU, {len(os.sched_getaffinity(0))} cores, no GPU"
 
 
 def load(name: str, results: Path) -> dict[str, Any]:

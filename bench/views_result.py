@@ -13,16 +13,13 @@ information a clean-clip target would not?).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from results_tables import save_result
+from results_tables import cpu_machine, protocol_parser, save_result
 
 from pipeline.cache.reader import TeacherCache
 from pipeline.data.manifest import Manifest
@@ -212,7 +209,7 @@ def main(name: str, command: str, wall_s: float, work: Path, cut: list[str] | No
     rows, comparisons = condition_rows(conditions), compare_conditions(conditions)
     teacher_test = {fold["fold"]: fold["teacher_test"] for fold in teachers}
     record = {
-        "machine": f"{platform.machine()} CPU, {len(os.sched_getaffinity(0))} cores, no GPU",
+        "machine": cpu_machine(),
         "settings": {
             "data": "noisy digits L = 2 s, speaker folds of 5 (test = one speaker no model "
             "of the fold trained on; valid = recordings 0-4 of the training speakers)",
@@ -234,11 +231,7 @@ def main(name: str, command: str, wall_s: float, work: Path, cut: list[str] | No
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("name")
-    parser.add_argument("command")
-    parser.add_argument("wall_s", type=float)
+    parser = protocol_parser(__doc__)
     parser.add_argument("work", type=Path)
-    parser.add_argument("--cut", action="append", help="something cut for time")
     args = parser.parse_args()
     print(main(args.name, args.command, args.wall_s, args.work, args.cut))
