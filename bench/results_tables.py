@@ -390,7 +390,7 @@ def views_comparison(results: Path) -> str:
     parts.append(table([*header, "a difference?"], rows))
     goal = data["target"]
     lines = [
-        f"- {student}: best views + KD condition {cell['best']}, "
+        f"- {student}: views + KD condition best on valid {cell['best']}, "
         f"{PairedGain.from_json(cell['gain']).format()} over c: target (≥ +5 points, interval "
         f"clear of 0) {'met' if cell['met'] else 'missed'}"
         for student, cell in goal["kd_gain_over_views"].items()
@@ -398,7 +398,8 @@ def views_comparison(results: Path) -> str:
     ]
     best = goal["best_student"]
     lines.append(
-        f"- best student: {best['student']} {best['condition']}, {score(best['test'])}, "
+        f"- student and condition best on valid: {best['student']} {best['condition']}, "
+        f"test {score(best['test'])}, "
         f"{goal['gap_to_teacher_points']:.1f} points under its teachers (target ≤ 8: "
         f"{'met' if goal['within_gap'] else 'missed'})"
     )

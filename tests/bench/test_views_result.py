@@ -17,16 +17,21 @@ spec.loader.exec_module(views_result)
 
 
 def sweep(
-    runs: Path, name: str, scores: dict[str, list[float]], fold: str = "fold0", student="tc"
+    runs: Path,
+    name: str,
+    scores: dict[str, list[float]],
+    fold: str = "fold0",
+    valid_offset: dict[str, float] | None = None,
 ) -> None:
-    """A `run` sweep folder ``runs/fold/student/name``: per KD mode, test scores by seed."""
+    """A `run` sweep folder ``runs/fold/tc/name``: per KD mode, test scores by seed, and
+    valid scores the same plus the mode's ``valid_offset``."""
     records = [
         {
-            "student": student,
+            "student": "tc",
             "kd": kd,
             "kd_weight": 0.25,
             "seed": seed,
-            "valid": score,
+            "valid": score + (valid_offset or {}).get(kd, 0.0),
             "test": score,
             "test_in_event_mass": None,
             "epochs_run": 30,
@@ -34,20 +39,23 @@ def sweep(
         for kd, values in scores.items()
         for seed, score in enumerate(values)
     ]
-    folder = runs / fold / student / name
+    folder = runs / fold / "tc" / name
     folder.mkdir(parents=True)
     summary = {"data": f"/data/{fold}", "cache": None, "runs": records}
     (folder / "results.json").write_text(json.dumps(summary))
 
 
+@pytest.mark.parametrize("valid_prefers", ["both", "attention"])
 def test_conditions_pair_on_fold_and_seed_and_the_target_needs_five_points_clear_of_zero(
-    tmp_path,
+    tmp_path, valid_prefers
 ):
+    prefer = {valid_prefers: 0.2}  # what valid says is best: the target reads that condition
     sweep(tmp_path, "b", {"none": [0.60, 0.70]})
     sweep(tmp_path, "b", {"none": [0.65]}, fold="fold1")
-    sweep(tmp_path, "c-f", {"none": [0.62, 0.72], "attention": [0.63, 0.73], "both": [0.70, 0.79]})
+    views = {"none": [0.62, 0.72], "attention": [0.63, 0.73], "both": [0.70, 0.79]}
+    sweep(tmp_path, "c-f", views, valid_offset=prefer)
     views = {"none": [0.64], "attention": [0.66], "both": [0.70]}
-    sweep(tmp_path, "c-f", views, fold="fold1")  # attention: +1.3 points; both: +7, the target
+    sweep(tmp_path, "c-f", views, "fold1", prefer)  # attention: +1.3 points; both: +7
     conditions, sweeps = views_result.collect(tmp_path)
     assert sorted(sweep["condition"] for sweep in sweeps) == ["b", "b", "c-f", "c-f"]
     assert {label for _, label in conditions} == {"b", "c", "d", "f"}
@@ -59,10 +67,12 @@ def test_conditions_pair_on_fold_and_seed_and_the_target_needs_five_points_clear
     rows = views_result.condition_rows(conditions)
     assert rows[0]["folds"] == ["fold0", "fold1"]
     target = views_result.target(rows, comparisons, {"fold0": 0.80, "fold1": 0.90})
-    assert target["kd_gain_over_views"]["tc"]["best"] == "f"
-    assert target["kd_gain_over_views"]["tc"]["met"] is True
-    assert target["best_student"]["condition"] == "f"
-    assert target["gap_to_teacher_points"] == pytest.approx(85 - 73, abs=0.01)  # fold means
+    chosen = {"both": "f", "attention": "d"}[valid_prefers]
+    assert target["kd_gain_over_views"]["tc"]["best"] == chosen
+    assert target["kd_gain_over_views"]["tc"]["met"] is (chosen == "f")
+    assert target["best_student"]["condition"] == chosen
+    test = {"f": 73, "d": (63 + 73 + 66) / 3}[chosen]
+    assert target["gap_to_teacher_points"] == pytest.approx(85 - test, abs=0.01)  # fold means
     assert target["within_gap"] is False
 
 
