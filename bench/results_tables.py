@@ -363,21 +363,24 @@ def views_comparison(results: Path) -> str:
     folds = [
         [fold["fold"], ", ".join(fold["test_speakers"]), f"{fold['teacher_test'] * 100:.1f}"]
         + [" / ".join(f"{x * 100:.1f}" for x in fold["train_accuracy_per_view"] or [])]
+        + [fold["auto_source"] or "", _against_uniform(fold["in_event_mass"], fold["uniform"])]
         for fold in data["folds"]
     ]
     header = [
         "fold",
         "test speaker",
         "teacher test",
-        "teacher on the training clips, view 0 / 1 / …",
+        "teacher on the training clips, views 0 / 1 / …",
     ]
+    header += ["`auto` attention", "its in-event mass"]
     parts = [table(header, folds)]
     rows = [
         [row["student"], row["condition"], row["description"], row["epochs"]]
-        + [score(row["valid"]), score(row["test"])]
+        + [score(row["valid"]), score(row["test"]), mass(row["test_in_event_mass"])]
         for row in data["conditions"]
     ]
     header = ["student", "", "condition", "epochs", "valid (in-speaker)", "test (unseen speaker)"]
+    header.append("student's in-event mass (test)")
     parts.append(table(header, rows))
     rows = []
     for row in data["comparisons"]:
@@ -406,6 +409,10 @@ def views_comparison(results: Path) -> str:
     if data["cut_for_time"]:
         lines.append(f"- cut for time: {'; '.join(data['cut_for_time'])}")
     return "\n".join(parts) + "\n" + "\n".join(lines) + "\n" + provenance(data)
+
+
+def _against_uniform(mass: float | None, uniform: float | None) -> str:
+    return "" if mass is None else f"{mass:.3f} (uniform: {uniform:.3f})"
 
 
 def readme_summary(results: Path) -> str:

@@ -193,10 +193,26 @@ def fold_teachers(sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "fold": name,
                 "test_speakers": sorted({clip.speaker for clip in manifest.split("test")}),
                 "teacher_test": first["teacher_test"],
+                **_teacher_attention(fold["sweeps"]),
                 "train_accuracy_per_view": widest and per_view_accuracy(Path(widest), manifest),
             }
         )
     return rows
+
+
+def _teacher_attention(sweeps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The attention source ``auto`` chose for the fold's attention KD, the share of its
+    mass inside the digit on the training clips, and that share for uniform attention."""
+    for sweep in sweeps:
+        chosen = {run.get("teacher_attention_source") for run in sweep["runs"]} - {None}
+        masses = sweep.get("teacher_in_event_mass")
+        source = next((s for s in chosen if s != "rollout"), None) or next(iter(chosen), None)
+        if source and masses:
+            kind, _, layer = source.partition(":")  # layer:K is the attention layer K got
+            per_layer = masses["attention" if kind == "layer" else "rollout"]
+            mass = per_layer[masses["layers"].index(int(layer))] if layer else per_layer[-1]
+            return {"auto_source": source, "in_event_mass": mass, "uniform": masses["uniform"]}
+    return {"auto_source": None, "in_event_mass": None, "uniform": None}
 
 
 def _views(cache: str) -> int:
