@@ -411,6 +411,32 @@ def views_comparison(results: Path) -> str:
     return "\n".join(parts) + "\n" + "\n".join(lines) + "\n" + provenance(data)
 
 
+def readme_views(results: Path) -> str:
+    """The README's lines on what views and KD bought (from the views comparison)."""
+    data = load("noisy-digits-views-cpu", results)
+    rows = {(row["student"], row["condition"]): row for row in data["conditions"]}
+    lines = []
+    for row in data["comparisons"]:
+        if (row["first"], row["second"]) in (("b", "c"), ("c", "d"), ("c", "e"), ("c", "f")):
+            gain = PairedGain.from_json(row["test"])
+            verdict = "a gain" if gain.interval and gain.interval[0] > 0 else "not a gain"
+            if gain.interval and gain.interval[1] < 0:
+                verdict = "a loss"
+            base = rows[row["student"], row["first"]]["test"]
+            lines.append(
+                f"- {row['student']}, {row['what']}: {score(base)} → paired "
+                f"{gain.format()}: {verdict};"
+            )
+    goal = data["target"]
+    best = goal["best_student"]
+    lines.append(
+        f"- best on valid: {best['student']} {best['condition']}, test {score(best['test'])}, "
+        f"{goal['gap_to_teacher_points']:.1f} points under the teachers "
+        f"({goal['teacher_test_mean'] * 100:.1f} %)."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def _against_uniform(mass: float | None, uniform: float | None) -> str:
     return "" if mass is None else f"{mass:.3f} (uniform: {uniform:.3f})"
 
@@ -490,6 +516,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "speaker-folds-pooled": speaker_folds("noisy-digits-speaker-folds-pooled-cpu"),
     "views-comparison": views_comparison,
     "readme-kd": readme_kd,
+    "readme-views": readme_views,
     "readme-summary": readme_summary,
 }
 
