@@ -89,6 +89,19 @@ def test_data_synth_then_train_student_from_the_command_line(tmp_path):
     assert refused.exit_code == 1 and "att-rnn takes no width_multiplier" in refused.output
 
 
+def test_run_widens_the_tc_resnets_and_refuses_a_width_for_other_students(
+    synth_data, tiny_teacher, tmp_path
+):
+    base = ["run", "--data", str(synth_data), "--teacher", str(tiny_teacher), "--seeds", "1"]
+    base += ["--kd", "none", "--epochs", "1", "--device", "cpu", "--width", "1.5"]
+    refused = CliRunner().invoke(main, [*base, "--students", "tc-resnet8,att-rnn", "--out", "x"])
+    assert refused.exit_code == 1 and "att-rnn takes no width_multiplier" in refused.output
+    wide = CliRunner().invoke(main, [*base, "--students", "tc-resnet8", "--out", str(tmp_path)])
+    assert wide.exit_code == 0, wide.output
+    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+    assert run["parameters"] > 1.8 * 65_168  # TC-ResNet8's own size at 40 features
+
+
 def test_tkd_errors_are_one_line_without_traceback(tmp_path):
     result = CliRunner().invoke(
         main,

@@ -101,7 +101,7 @@ def run_command(
         kd_modes,
         kd_weights,
         seeds,
-        student_options(**values),
+        student_options(student=students[0], **values),  # a sweep checks each student
         [x.strip() for x in teacher_attention.split(",")],
     )
     where = dict(
