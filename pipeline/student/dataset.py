@@ -143,21 +143,21 @@ class StudentDataset(Dataset):
         self.padded_seconds = bank.samples / bank.config.sample_rate
         self.laid_targets = self._targets_on_student_steps()
 
-    def _targets_on_student_steps(self) -> torch.Tensor | None:
-        """[clips, views, student steps]: with the targets in memory, every (clip, view)'s
-        teacher vector laid onto the student's steps once, so a batch gathers rows instead
-        of resampling them (row by row the same numbers: `temporal.resample_spans`)."""
+    def _targets_on_student_steps(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """With the targets in memory, every (clip, view)'s teacher vector laid onto the
+        student's steps once [clips, views, steps], and its logits [clips, views, classes]:
+        a batch gathers rows instead of resampling them (row by row the same numbers)."""
         if self.targets is None or not self.targets.in_memory:
             return None
         views = self.targets.views
-        vectors, _ = self.targets.batch(
+        vectors, logits = self.targets.batch(
             [clip.id for clip in self.clips for _ in range(views)], list(range(views)) * len(self)
         )
         durations = torch.tensor(
             [clip.duration for clip in self.clips for _ in range(views)], dtype=torch.float64
         )
         steps = to_student_steps(vectors, durations, self.padded_seconds, self.student_steps)
-        return steps.view(len(self), views, -1)
+        return steps.view(len(self), views, -1), logits.view(len(self), views, -1)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -203,10 +203,10 @@ class StudentDataset(Dataset):
                         item["features"], self.seed, clip.id, index[1]
                     )
         if self.targets is not None:
-            vectors, logits = self.targets.batch([clip.id for clip in clips], views)
-            if self.laid_targets is not None:
-                steps = self.laid_targets[positions, views]
+            if self.laid_targets is not None:  # a gather, no resampling
+                steps, logits = (laid[positions, views] for laid in self.laid_targets)
             else:
+                vectors, logits = self.targets.batch([clip.id for clip in clips], views)
                 durations = torch.tensor([clip.duration for clip in clips], dtype=torch.float64)
                 steps = to_student_steps(
                     vectors, durations, self.padded_seconds, self.student_steps
