@@ -9,6 +9,7 @@
 #   k8    c and f with 8 views
 #   long  c and f trained LONG_EPOCHS epochs instead of 30
 #   wide  c and f with the TC-ResNets WIDTH times wider (student capacity)
+#   widelong  c and f both wider and trained long
 # Each condition is one `tkd run` folder, WORK/runs/foldK/STUDENTS/CONDITION, which
 # bench/views_result.py pools. CONDITIONS, VIEW_KD (the KD modes of c-f), FOLDS and SEEDS
 # cut the grid for time. Resume-safe: folds, teachers, caches and finished runs are reused.
@@ -45,6 +46,8 @@ for fold in $FOLDS; do
       k8) sweep k8 --views 8 --kd none,both ;;
       long) sweep long --views "$VIEWS" --kd none,both --epochs "$LONG_EPOCHS" ;;
       wide) sweep wide --views "$VIEWS" --kd none,both --width "$WIDTH" ;;
+      widelong) sweep widelong --views "$VIEWS" --kd none,both --width "$WIDTH" \
+          --epochs "$LONG_EPOCHS" ;;
       *) echo "unknown condition $condition" >&2; exit 2 ;;
     esac
   done

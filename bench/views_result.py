@@ -42,6 +42,8 @@ CONDITIONS = {
     ("long", "both"): ("f long", "views + both, trained long"),
     ("wide", "none"): ("c wide", "views, labels only, wider student"),
     ("wide", "both"): ("f wide", "views + both, wider student"),
+    ("widelong", "none"): ("c wide long", "views, labels only, wider student trained long"),
+    ("widelong", "both"): ("f wide long", "views + both, wider student trained long"),
 }
 # (second, first, what changes): second − first, paired on (fold, seed).
 COMPARISONS = [
@@ -60,6 +62,9 @@ COMPARISONS = [
     ("f long", "c long", "both with views, trained long"),
     ("c wide", "c", "a wider student, labels only"),
     ("f wide", "c wide", "both with views, wider student"),
+    ("c wide long", "c long", "a wider student trained long, labels only"),
+    ("f wide long", "f long", "a wider student trained long, views + both"),
+    ("f wide long", "c wide long", "both with views, wider student trained long"),
 ]
 TARGET_POINTS = 5.0  # issue 14: views + KD gains >= 5 points over (c) ...
 TARGET_GAP = 8.0  # ... and the best student comes within 8 points of its teacher
