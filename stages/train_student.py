@@ -259,7 +259,7 @@ def train_student(
         model,
         optimizer,
         schedule,
-        partial(_distill, model, loss, device, options.kd != "none"),
+        partial(_distill, model, loss, device),
         partial(_valid_metric, model, valid_set, multi_label, device),
         lambda: checkpoint.save(out / BEST, model.student, model.auxiliary),
         out,
@@ -323,17 +323,23 @@ def _distill(
     model: DistillationModel,
     loss: DistillationLoss,
     device: torch.device,
-    kd: bool,
     batch: dict[str, torch.Tensor],
 ) -> LossTerms:
-    """One batch's loss; the teacher's targets are in the batch when the run distils."""
-    output = model(batch["features"].to(device))
+    """One batch's loss; the teacher's targets are in the batch when the run distils.
+    A run that does not distil attention runs the bare student: the attention head's
+    work would be thrown away (and would hide part of attention KD's cost)."""
+    features = batch["features"].to(device)
+    if loss.uses_attention:
+        output = model(features)
+        logits, attention = output.logits, output.attention
+    else:
+        logits, attention = model.student(features), None
     return loss(
-        output.logits,
+        logits,
         batch["target"].to(device),
-        output.attention,
-        batch["teacher_attention"].to(device) if kd else None,
-        batch["teacher_logits"].to(device) if kd else None,
+        attention,
+        batch["teacher_attention"].to(device) if loss.uses_attention else None,
+        batch["teacher_logits"].to(device) if loss.uses_logits else None,
     )
 
 

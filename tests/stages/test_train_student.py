@@ -33,6 +33,25 @@ def test_every_student_trains_with_every_kd_mode(student, kd, synth_data, teache
     assert checkpoint.student == student
 
 
+@pytest.mark.parametrize("kd", ["none", "attention", "logits", "both"])
+def test_only_attention_kd_runs_the_attention_head_while_training(
+    kd, synth_data, teacher_cache, tmp_path, monkeypatch
+):
+    from pipeline.student.architectures.distill import AuxiliaryAttention
+
+    modes, forward = [], AuxiliaryAttention.forward
+
+    def recorded(self, context):
+        modes.append(self.training)
+        return forward(self, context)
+
+    monkeypatch.setattr(AuxiliaryAttention, "forward", recorded)
+    options = replace(QUICK, student="tc-resnet8", kd=kd, epochs=1)
+    train_student(synth_data, tmp_path, teacher_cache, options)
+    assert any(modes) == (kd in ("attention", "both"))  # training steps
+    assert not all(modes)  # evaluation still reads the head: the student's in-event mass
+
+
 def test_same_seed_same_run_whether_targets_are_held_or_streamed(
     synth_data, teacher_cache, tmp_path
 ):
