@@ -3,15 +3,17 @@
 views (goal: KD costs < 3 % of throughput for every student, views included).
 
 The cost compared is KD's own (the targets, their resampling to the student's steps, the
-attention head and the KD losses): both runs of a pair read the same data path, so with
-``--views`` both replay the same views. Runs of a pair alternate, ``--repeats`` rounds,
-the first of a pair swapping every round, in one process with one thread, so the order
-hits both alike; the cost is the median over rounds of 1 - rate(KD) / rate(none). The
-rate is training steps per second of the process's CPU time in the fit loop (data loading
-and training steps; the per-epoch evaluation is not counted): CPU time, unlike wall time,
-does not count the time other processes on a shared machine hold the core (on a GPU,
-whose work the host waits for, the rate is per wall second). The teacher
-is an untrained whisper-tiny: its targets cost the same as a trained one's.
+attention head, which a run without attention KD does not run, and the KD losses): both
+runs of a pair read the same data path, so with ``--views`` both replay the same views.
+Runs of a pair alternate, ``--repeats`` rounds, the first of a pair swapping every round,
+in one process with one thread, so the order hits both alike; the cost is the median over
+rounds of 1 - rate(KD) / rate(none). The rate is training steps per second of the
+process's CPU time in the fit loop (data loading and training steps; the per-epoch
+evaluation is not counted): CPU time, unlike wall time, does not count the time other
+processes on a shared machine hold the core (on a GPU, whose work the host waits for, the
+rate is per wall second). The teacher is an untrained whisper-tiny: its targets cost the
+same as a trained one's. Beside each student, its training-only attention head's share of
+its multiply-adds: the part of the cost that is compute, not data path.
 
     python bench/student_throughput.py --device cpu
 Writes docs/results/student-throughput-<device>.json.
@@ -34,7 +36,9 @@ from results_tables import save_result
 from pipeline.data.augment import ViewSettings
 from pipeline.data.manifest import Manifest
 from pipeline.data.recipes.synth import SynthConfig, prepare_synth
-from pipeline.student.architectures import STUDENTS
+from pipeline.student.architectures import STUDENTS, build_student
+from pipeline.student.architectures.complexity import count_macs
+from pipeline.student.architectures.distill import DistillationModel
 from pipeline.teacher.extraction import ExtractionSettings
 from pipeline.teacher.model import build_teacher
 from stages.extract_teacher import extract_teacher
@@ -57,6 +61,16 @@ def teacher_cache(work: Path, views: int) -> tuple[Path, Path]:
     return data, extract_teacher(data, teacher, work / "cache", settings).cache_dir
 
 
+def head_mac_share(student: str, classes: int, options: StudentTrainingOptions) -> float:
+    """The training-only attention head's multiply-adds over the student's, per clip: a
+    floor under attention KD's cost that no data path removes (0 for attention students)."""
+    features = options.features
+    frames = features.frames(round(CLIP_SECONDS * features.sample_rate))
+    model = DistillationModel(build_student(student, classes, features.dim))
+    bare = count_macs(model.student, frames, features.dim)
+    return (count_macs(model, frames, features.dim) - bare) / bare
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
@@ -72,6 +86,7 @@ def main() -> None:
     # CPU time on a CPU; on a GPU the host waits on the device, so wall time
     rate = "steps_per_cpu_second" if args.device == "cpu" else "steps_per_second"
     base = StudentTrainingOptions(epochs=args.epochs, batch_size=BATCH_SIZE, device=args.device)
+    classes = len(Manifest.load(data).labels.names)
     rows = []
     for student in args.students.split(","):
         for views in sorted({1, args.views}):
@@ -91,6 +106,7 @@ def main() -> None:
                     f"steps_per_s_{KD}": statistics.median(rates[KD]),
                     "kd_cost": round(statistics.median(costs), 4),
                     "kd_cost_range": [round(min(costs), 4), round(max(costs), 4)],
+                    "attention_head_macs": round(head_mac_share(student, classes, base), 4),
                 }
             )
             print(rows[-1], flush=True)
