@@ -356,10 +356,14 @@ def source_differences(rows: list[dict[str, Any]]) -> str:
     return table(header, body)
 
 
-def views_comparison(results: Path) -> str:
-    """Issue 14's conditions (bench/views_result.py): each fold's teacher and its views,
-    every condition over folds × seeds, the paired comparisons, and the target's verdict."""
-    data = load("noisy-digits-views-cpu", results)
+def views_comparison(name: str) -> Callable[[Path], str]:
+    """Issue 14's conditions (bench/views_result.py) in result ``name``: each fold's
+    teacher and its views, every condition over folds × seeds, the paired comparisons, and
+    the target's verdict."""
+    return lambda results: _views_comparison(load(name, results))
+
+
+def _views_comparison(data: dict[str, Any]) -> str:
     folds = [
         [fold["fold"], ", ".join(fold["test_speakers"]), f"{fold['teacher_test'] * 100:.1f}"]
         + [" / ".join(f"{x * 100:.1f}" for x in fold["train_accuracy_per_view"] or [])]
@@ -411,21 +415,32 @@ def views_comparison(results: Path) -> str:
     return "\n".join(parts) + "\n" + "\n".join(lines) + "\n" + provenance(data)
 
 
+# The views comparison's pairs the README quotes: views, KD with views, patient training.
+README_VIEWS_PAIRS = {
+    ("b", "c"),
+    ("c", "d"),
+    ("c", "e"),
+    ("c", "f"),
+    ("c", "c long"),
+    ("c long", "f long"),
+}
+
+
 def readme_views(results: Path) -> str:
     """The README's lines on what views and KD bought (from the views comparison)."""
     data = load("noisy-digits-views-cpu", results)
     rows = {(row["student"], row["condition"]): row for row in data["conditions"]}
     lines = []
     for row in data["comparisons"]:
-        if (row["first"], row["second"]) in (("b", "c"), ("c", "d"), ("c", "e"), ("c", "f")):
+        if (row["first"], row["second"]) in README_VIEWS_PAIRS:
             gain = PairedGain.from_json(row["test"])
             verdict = "a gain" if gain.interval and gain.interval[0] > 0 else "not a gain"
             if gain.interval and gain.interval[1] < 0:
                 verdict = "a loss"
             base = rows[row["student"], row["first"]]["test"]
             lines.append(
-                f"- {row['student']}, {row['what']}: {score(base)} → paired "
-                f"{gain.format()}: {verdict};"
+                f"- {row['student']}, {row['what']}: {row['second']} − {row['first']} "
+                f"{gain.format()} on test ({row['first']}: {score(base)}): {verdict};"
             )
     goal = data["target"]
     best = goal["best_student"]
@@ -514,7 +529,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "speaker-folds": speaker_folds("noisy-digits-speaker-folds-cpu"),
     "speaker-folds-rollout": speaker_folds("noisy-digits-speaker-folds-rollout-cpu"),
     "speaker-folds-pooled": speaker_folds("noisy-digits-speaker-folds-pooled-cpu"),
-    "views-comparison": views_comparison,
+    "views-comparison": views_comparison("noisy-digits-views-cpu"),
     "readme-kd": readme_kd,
     "readme-views": readme_views,
     "readme-summary": readme_summary,
