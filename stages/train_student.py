@@ -24,6 +24,7 @@ from pipeline.errors import CheckpointError, ManifestError, TkdError
 from pipeline.files import write_json
 from pipeline.fit import Fit, FitResult
 from pipeline.student.architectures import (
+    DEFAULT_ATTENTION_DIM,
     STUDENTS,
     DistillationModel,
     build_student,
@@ -59,11 +60,14 @@ class StudentTrainingOptions:
     with the teacher's targets for that view; valid and test clips stay as they are.
     ``view_features`` "stored" replays every view once into a file beside the dataset's
     features, shared by all runs on the cache; "replayed" rebuilds them as items load.
-    ``spec_augment`` masks the training features too (`pipeline.student.spec_augment`)."""
+    ``spec_augment`` masks the training features too (`pipeline.student.spec_augment`).
+    ``attention_dim`` sizes the training-only attention head of the students without
+    attention of their own (`pipeline.student.architectures.distill`)."""
 
     student: str = "att-rnn"
     kd: str = "none"
     kd_weight: float = DEFAULT_KD_WEIGHT
+    attention_dim: int = DEFAULT_ATTENTION_DIM
     logit_weight: float = DEFAULT_LOGIT_WEIGHT
     temperature: float = DEFAULT_TEMPERATURE
     teacher_attention: str = "rollout"
@@ -101,6 +105,7 @@ class StudentTrainingOptions:
             ("lr", self.lr, self.lr > 0, "positive"),
             ("weight-decay", self.weight_decay, self.weight_decay >= 0, "0 or more"),
             ("kd-weight", self.kd_weight, self.kd_weight >= 0, "0 or more"),
+            ("attention-dim", self.attention_dim, self.attention_dim >= 1, "at least 1"),
             ("logit-weight", self.logit_weight, 0 <= self.logit_weight <= 1, "in [0, 1]"),
             ("temperature", self.temperature, self.temperature > 0, "positive"),
             ("workers", self.workers, self.workers >= 0, "0 or more"),
@@ -235,7 +240,7 @@ def train_student(
     features, classes = options.features, list(manifest.labels.names)
     bank = FeatureBank(manifest, features, clip_samples(manifest, features.sample_rate))
     student = build_student(options.student, len(classes), features.dim, **options.student_options)
-    model = DistillationModel(student).to(device)
+    model = DistillationModel(student, options.attention_dim).to(device)
     train_set, targets = _training_set(
         manifest, bank, teacher, options, student.time_steps(bank.num_frames)
     )

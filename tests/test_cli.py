@@ -87,6 +87,10 @@ def test_data_synth_then_train_student_from_the_command_line(tmp_path):
         main, [*base, "--student", "att-rnn", "--width", "2", "--out", str(tmp_path / "x")]
     )
     assert refused.exit_code == 1 and "att-rnn takes no width_multiplier" in refused.output
+    head = [*base, "--student", "tc-resnet8", "--attention-dim", "16"]
+    narrow = runner.invoke(main, [*head, "--out", str(tmp_path / "head")])
+    assert narrow.exit_code == 0, narrow.output
+    assert json.loads((tmp_path / "head" / "config.json").read_text())["attention_dim"] == 16
 
 
 def test_run_widens_the_tc_resnets_and_refuses_a_width_for_other_students(

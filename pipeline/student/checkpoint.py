@@ -108,8 +108,10 @@ def load_distillation_model(run: str | Path) -> tuple[DistillationModel, Student
     is loaded (runs without attention KD have an untrained head).
     """
     model, checkpoint = load_student(run)
-    wrapped = DistillationModel(model)
     auxiliary = Path(run) / AUXILIARY
-    if wrapped.auxiliary is not None and auxiliary.is_file():
-        wrapped.auxiliary.load_state_dict(torch.load(auxiliary, weights_only=True))
+    if model.has_attention or not auxiliary.is_file():
+        return DistillationModel(model).eval(), checkpoint
+    head = torch.load(auxiliary, weights_only=True)
+    wrapped = DistillationModel(model, attention_dim=head["query"].numel())
+    wrapped.auxiliary.load_state_dict(head)
     return wrapped.eval(), checkpoint

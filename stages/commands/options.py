@@ -179,6 +179,13 @@ STUDENT_TRAINING = compose(
     click.option("--batch-size", default=STUDENT["batch_size"], type=int),
     click.option("--lr", default=STUDENT["lr"], type=float),
     click.option(
+        "--attention-dim",
+        default=STUDENT["attention_dim"],
+        type=POSITIVE,
+        help="Projection width of the training-only attention head that students without"
+        " attention of their own are distilled through.",
+    ),
+    click.option(
         "--weight-decay",
         default=STUDENT["weight_decay"],
         type=float,

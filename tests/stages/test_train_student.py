@@ -52,6 +52,20 @@ def test_only_attention_kd_runs_the_attention_head_while_training(
     assert not all(modes)  # evaluation still reads the head: the student's in-event mass
 
 
+def test_the_attention_head_takes_the_asked_width_and_is_restored_with_it(
+    synth_data, teacher_cache, tmp_path
+):
+    from pipeline.student.checkpoint import load_distillation_model
+
+    options = replace(QUICK, student="tc-resnet8", kd="attention", epochs=1, attention_dim=8)
+    train_student(synth_data, tmp_path, teacher_cache, options)
+    assert json.loads((tmp_path / "config.json").read_text())["attention_dim"] == 8
+    model, _ = load_distillation_model(tmp_path)
+    assert model.auxiliary.query.numel() == 8 and model.auxiliary.project.out_features == 8
+    with pytest.raises(TkdError, match="--attention-dim must be at least 1"):
+        replace(options, attention_dim=0)
+
+
 def test_same_seed_same_run_whether_targets_are_held_or_streamed(
     synth_data, teacher_cache, tmp_path
 ):

@@ -9,7 +9,7 @@ from .att_rnn import AttRNN, MHAttRNN
 from .base import StudentModel
 from .complexity import count_macs, count_parameters
 from .crnn import CRNN
-from .distill import AuxiliaryAttention, DistillationModel, StudentOutput
+from .distill import DEFAULT_ATTENTION_DIM, AuxiliaryAttention, DistillationModel, StudentOutput
 from .lstm import LSTMP
 from .tc_resnet import TCResNet8, TCResNet14
 
@@ -40,6 +40,7 @@ def unknown_options(name: str, options: dict[str, object]) -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_ATTENTION_DIM",
     "STUDENTS",
     "AttRNN",
     "AuxiliaryAttention",

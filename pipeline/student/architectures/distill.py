@@ -14,6 +14,11 @@ from torch import Tensor, nn
 
 from .base import StudentModel
 
+# Width of the head's projection: what its tanh scores each step in. Its compute is
+# training-only but not free: for TC-ResNet8 at 64 it adds 2.6 % to the student's
+# multiply-adds, and attention KD's cost follows (docs/results.md section 4).
+DEFAULT_ATTENTION_DIM = 64
+
 
 @dataclass
 class StudentOutput:
@@ -29,7 +34,7 @@ class AuxiliaryAttention(nn.Module):
     with a learned context vector (Yang et al. 2016) that this follows.
     """
 
-    def __init__(self, context_dim: int, attention_dim: int = 64):
+    def __init__(self, context_dim: int, attention_dim: int = DEFAULT_ATTENTION_DIM):
         super().__init__()
         self.project = nn.Linear(context_dim, attention_dim)
         self.query = nn.Parameter(torch.randn(attention_dim) / attention_dim**0.5)
@@ -40,8 +45,8 @@ class AuxiliaryAttention(nn.Module):
 
 
 class DistillationModel(nn.Module):
-    """Student + (for non-attention students) ``AuxiliaryAttention``; returns logits and
-    the student's temporal attention [batch, T'].
+    """Student + (for non-attention students) ``AuxiliaryAttention`` of ``attention_dim``;
+    returns logits and the student's temporal attention [batch, T'].
 
     The sequence is read with a forward hook on ``student.temporal_module``
     (torchdistill style). The hook lives only for the duration of each forward call,
@@ -49,10 +54,14 @@ class DistillationModel(nn.Module):
     a hook left behind, and export must see the plain inference graph.
     """
 
-    def __init__(self, student: StudentModel):
+    def __init__(self, student: StudentModel, attention_dim: int = DEFAULT_ATTENTION_DIM):
         super().__init__()
         self.model = student
-        self.auxiliary = None if student.has_attention else AuxiliaryAttention(student.context_dim)
+        self.auxiliary = (
+            None
+            if student.has_attention
+            else AuxiliaryAttention(student.context_dim, attention_dim)
+        )
 
     @property
     def student(self) -> StudentModel:
