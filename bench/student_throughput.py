@@ -15,8 +15,8 @@ rate is per wall second). The teacher is an untrained whisper-tiny: its targets 
 same as a trained one's. Beside each student, its training-only attention head's share of
 its multiply-adds: the part of the cost that is compute, not data path.
 
-    python bench/student_throughput.py --device cpu
-Writes docs/results/student-throughput-<device>.json.
+    python bench/student_throughput.py --device cpu [--attention-dim 16 --students ...]
+Writes docs/results/student-throughput-<device>[-head<width>].json.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from results_tables import save_result
 from pipeline.data.augment import ViewSettings
 from pipeline.data.manifest import Manifest
 from pipeline.data.recipes.synth import SynthConfig, prepare_synth
-from pipeline.student.architectures import STUDENTS, build_student
+from pipeline.student.architectures import DEFAULT_ATTENTION_DIM, STUDENTS, build_student
 from pipeline.student.architectures.complexity import count_macs
 from pipeline.student.architectures.distill import DistillationModel
 from pipeline.teacher.extraction import ExtractionSettings
@@ -66,7 +66,7 @@ def head_mac_share(student: str, classes: int, options: StudentTrainingOptions) 
     floor under attention KD's cost that no data path removes (0 for attention students)."""
     features = options.features
     frames = features.frames(round(CLIP_SECONDS * features.sample_rate))
-    model = DistillationModel(build_student(student, classes, features.dim))
+    model = DistillationModel(build_student(student, classes, features.dim), options.attention_dim)
     bare = count_macs(model.student, frames, features.dim)
     return (count_macs(model, frames, features.dim) - bare) / bare
 
@@ -78,6 +78,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--views", type=int, default=4, help="views of the second data path")
     parser.add_argument("--students", default=",".join(sorted(STUDENTS)))
+    parser.add_argument(
+        "--attention-dim",
+        type=int,
+        default=DEFAULT_ATTENTION_DIM,
+        help="width of the training-only attention head (another than the default writes "
+        "student-throughput-<device>-head<width>.json)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -85,7 +92,12 @@ def main() -> None:
     data, cache = teacher_cache(work, args.views)
     # CPU time on a CPU; on a GPU the host waits on the device, so wall time
     rate = "steps_per_cpu_second" if args.device == "cpu" else "steps_per_second"
-    base = StudentTrainingOptions(epochs=args.epochs, batch_size=BATCH_SIZE, device=args.device)
+    base = StudentTrainingOptions(
+        epochs=args.epochs,
+        batch_size=BATCH_SIZE,
+        device=args.device,
+        attention_dim=args.attention_dim,
+    )
     classes = len(Manifest.load(data).labels.names)
     rows = []
     for student in args.students.split(","):
@@ -120,11 +132,15 @@ def main() -> None:
         "epochs": args.epochs,
         "repeats": args.repeats,
         "kd": KD,
+        "attention_dim": args.attention_dim,
         "rate": "cpu" if rate == "steps_per_cpu_second" else "wall",
         "goal": "kd_cost < 0.03 for every student, with and without views",
         "rows": rows,
     }
-    save_result(f"student-throughput-{device.type}", result, time.perf_counter() - started)
+    name = f"student-throughput-{device.type}"
+    if args.attention_dim != DEFAULT_ATTENTION_DIM:
+        name += f"-head{args.attention_dim}"
+    save_result(name, result, time.perf_counter() - started)
     print(json.dumps(result, indent=2))
 
 
