@@ -10,6 +10,7 @@
 #   long  c and f trained LONG_EPOCHS epochs instead of 30
 #   wide  c and f with the TC-ResNets WIDTH times wider (student capacity)
 #   widelong  c and f both wider and trained long
+#   narrow  f with an attention head HEAD_DIM wide instead of 64 (what KD costs to train)
 # Each condition is one `tkd run` folder, WORK/runs/foldK/STUDENTS/CONDITION, which
 # bench/views_result.py pools. CONDITIONS, VIEW_KD (the KD modes of c-f), FOLDS and SEEDS
 # cut the grid for time. Resume-safe: folds, teachers, caches and finished runs are reused.
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 WORK=${1:-bench/out/views-cpu}
 SHARED=${TKD_SHARED_DATA:-../shared/data}
 FOLDS=${FOLDS:-0 1 2 3 4} VIEWS=${VIEWS:-4} SEEDS=${SEEDS:-3} LONG_EPOCHS=${LONG_EPOCHS:-100}
-WIDTH=${WIDTH:-2}
+WIDTH=${WIDTH:-2} HEAD_DIM=${HEAD_DIM:-16}
 STUDENTS=${STUDENTS:-tc-resnet8} CONDITIONS=${CONDITIONS:-a b c-f k1 k8 long wide}
 VIEW_KD=${VIEW_KD:-none,attention,logits,both}
 for fold in $FOLDS; do
@@ -46,6 +47,7 @@ for fold in $FOLDS; do
       k8) sweep k8 --views 8 --kd none,both ;;
       long) sweep long --views "$VIEWS" --kd none,both --epochs "$LONG_EPOCHS" ;;
       wide) sweep wide --views "$VIEWS" --kd none,both --width "$WIDTH" ;;
+      narrow) sweep narrow --views "$VIEWS" --kd both --attention-dim "$HEAD_DIM" ;;
       widelong) sweep widelong --views "$VIEWS" --kd none,both --width "$WIDTH" \
           --epochs "$LONG_EPOCHS" ;;
       *) echo "unknown condition $condition" >&2; exit 2 ;;

@@ -42,6 +42,7 @@ CONDITIONS = {
     ("long", "both"): ("f long", "views + both, trained long"),
     ("wide", "none"): ("c wide", "views, labels only, wider student"),
     ("wide", "both"): ("f wide", "views + both, wider student"),
+    ("narrow", "both"): ("f narrow", "views + both, a narrower attention head (HEAD_DIM)"),
     ("widelong", "none"): ("c wide long", "views, labels only, wider student trained long"),
     ("widelong", "both"): ("f wide long", "views + both, wider student trained long"),
 }
@@ -62,6 +63,7 @@ COMPARISONS = [
     ("f long", "c long", "both with views, trained long"),
     ("c wide", "c", "a wider student, labels only"),
     ("f wide", "c wide", "both with views, wider student"),
+    ("f narrow", "f", "a narrower attention head, views + both"),
     ("c wide long", "c long", "a wider student trained long, labels only"),
     ("f wide long", "f long", "a wider student trained long, views + both"),
     ("f wide long", "c wide long", "both with views, wider student trained long"),
