@@ -135,8 +135,12 @@ def extraction(results: Path) -> str:
     return table(header, rows) + "\n" + "\n".join(sources) + "\n"
 
 
-def throughput(results: Path) -> str:
-    data = load("student-throughput-cpu", results)
+def throughput(name: str) -> Callable[[Path], str]:
+    """KD's cost per student and data path (bench/student_throughput.py) in result ``name``."""
+    return lambda results: _throughput(load(name, results))
+
+
+def _throughput(data: dict[str, Any]) -> str:
     kd = data["kd"]
     rows = [
         [
@@ -530,7 +534,8 @@ def readme_kd(results: Path) -> str:
 
 TABLES: dict[str, Callable[[Path], str]] = {
     "extraction": extraction,
-    "student-throughput": throughput,
+    "student-throughput": throughput("student-throughput-cpu"),
+    "student-throughput-head16": throughput("student-throughput-cpu-head16"),
     "cache-reuse": cache_reuse,
     "demo-accuracy": kd_accuracy("demo-cpu"),
     "demo-mass": kd_mass("demo-cpu"),
@@ -544,6 +549,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "speaker-folds-rollout": speaker_folds("noisy-digits-speaker-folds-rollout-cpu"),
     "speaker-folds-pooled": speaker_folds("noisy-digits-speaker-folds-pooled-cpu"),
     "views-comparison": views_comparison("noisy-digits-views-cpu"),
+    "views-capacity": views_comparison("noisy-digits-views-capacity-cpu"),
     "readme-kd": readme_kd,
     "readme-views": readme_views,
     "readme-summary": readme_summary,

@@ -42,7 +42,7 @@ CONDITIONS = {
     ("long", "both"): ("f long", "views + both, trained long"),
     ("wide", "none"): ("c wide", "views, labels only, wider student"),
     ("wide", "both"): ("f wide", "views + both, wider student"),
-    ("narrow", "both"): ("f narrow", "views + both, a narrower attention head (HEAD_DIM)"),
+    ("narrow", "both"): ("f narrow", "views + both, attention head HEAD_DIM (16) wide, not 64"),
     ("widelong", "none"): ("c wide long", "views, labels only, wider student trained long"),
     ("widelong", "both"): ("f wide long", "views + both, wider student trained long"),
 }
