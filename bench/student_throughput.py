@@ -13,7 +13,8 @@ evaluation is not counted): CPU time, unlike wall time, does not count the time 
 processes on a shared machine hold the core (on a GPU, whose work the host waits for, the
 rate is per wall second). The teacher is an untrained whisper-tiny: its targets cost the
 same as a trained one's. Beside each student, its training-only attention head's share of
-its multiply-adds: the part of the cost that is compute, not data path.
+its multiply-adds, the compute that attention KD adds (what else it adds: docs/results.md
+section 4).
 
     python bench/student_throughput.py --device cpu [--attention-dim 16 --students ...]
 Writes docs/results/student-throughput-<device>[-head<width>].json.
@@ -62,8 +63,8 @@ def teacher_cache(work: Path, views: int) -> tuple[Path, Path]:
 
 
 def head_mac_share(student: str, classes: int, options: StudentTrainingOptions) -> float:
-    """The training-only attention head's multiply-adds over the student's, per clip: a
-    floor under attention KD's cost that no data path removes (0 for attention students)."""
+    """The training-only attention head's multiply-adds over the student's, per clip: the
+    compute attention KD adds, whatever the data path (0 for attention students)."""
     features = options.features
     frames = features.frames(round(CLIP_SECONDS * features.sample_rate))
     model = DistillationModel(build_student(student, classes, features.dim), options.attention_dim)
