@@ -467,7 +467,11 @@ def _kd_costs(rows: list[dict[str, Any]]) -> str:
     their multiply-adds that a training-only attention head adds)."""
     costs = [row["kd_cost"] * 100 for row in rows]
     heads = [row["attention_head_macs"] * 100 for row in rows]
-    head = f", the head {min(heads):.1f}–{max(heads):.1f} % of their multiply-adds" * any(heads)
+    head = (
+        f", the head {min(heads):.1f}–{max(heads):.1f} % of their multiply-adds"
+        if any(heads)
+        else ""
+    )
     students = ", ".join(sorted({row["student"] for row in rows}))
     return f"{min(costs):+.1f} to {max(costs):+.1f} % ({students}{head})"
 

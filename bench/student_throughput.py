@@ -102,6 +102,7 @@ def main() -> None:
     classes = len(Manifest.load(data).labels.names)
     rows = []
     for student in args.students.split(","):
+        head = round(head_mac_share(student, classes, base), 4)
         for views in sorted({1, args.views}):
             rates: dict[str, list[float]] = {"none": [], KD: []}
             for round_ in range(args.repeats):
@@ -119,7 +120,7 @@ def main() -> None:
                     f"steps_per_s_{KD}": statistics.median(rates[KD]),
                     "kd_cost": round(statistics.median(costs), 4),
                     "kd_cost_range": [round(min(costs), 4), round(max(costs), 4)],
-                    "attention_head_macs": round(head_mac_share(student, classes, base), 4),
+                    "attention_head_macs": head,
                 }
             )
             print(rows[-1], flush=True)
